@@ -11,7 +11,9 @@ server maps the HTTP-facing subclasses to a status code and a `{"error": ...}` b
     ├── CheckpointError      a TensorFlow checkpoint that cannot be parsed
     ├── RunFolderError       a run folder that is missing files or is inconsistent
     ├── ExportError          an export that cannot be written or a version folder that cannot be loaded
-    └── RequestError         a bad serving request (has `.status`, default 400)
+    ├── RequestError         a bad serving request (has `.status`, default 400)
+    └── ClientError          a client call that failed: server down, timeout, or an error answer
+                             (has `.status`: the HTTP status, or None when no answer came back)
 """
 
 from __future__ import annotations
@@ -49,5 +51,14 @@ class RequestError(BertServeError):
     """A request the server refuses; `status` is the HTTP status code to answer with."""
 
     def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
+
+
+class ClientError(BertServeError):
+    """A call from `bertserve.client` that failed; `status` is the server's HTTP status code, or
+    None when the server could not be reached or did not answer in time."""
+
+    def __init__(self, message: str, status: int | None = None):
         super().__init__(message)
         self.status = status
