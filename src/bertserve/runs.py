@@ -30,8 +30,20 @@ LABELS_FILE = "labels.json"
 CONFIG_FILE = "config.json"
 
 
-def save_labels(folder: Path, labels: list[str]) -> None:
-    write_json_atomic(Path(folder) / LABELS_FILE, {"labels": list(labels)})
+def save_labels(folder: Path, labels: list[str], values: list[str] | None = None) -> None:
+    """`labels`: display names in class-id order; `values`: the raw label values in the data
+    (e.g. "0"/"1" for ChnSentiCorp), so evaluation data may use either."""
+    content: dict = {"labels": list(labels)}
+    if values is not None:
+        content["values"] = list(values)
+    write_json_atomic(Path(folder) / LABELS_FILE, content)
+
+
+def load_label_values(folder: Path) -> list[str]:
+    """The raw label values recorded beside the names (empty if none were recorded)."""
+    path = Path(folder) / LABELS_FILE
+    values = read_json(path).get("values") if path.is_file() else None
+    return [str(value) for value in values] if isinstance(values, list) else []
 
 
 def load_labels(folder: Path) -> list[str]:
