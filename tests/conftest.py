@@ -63,3 +63,12 @@ def make_tiny_run(folder: Path, labels: list[str] = LABELS, seed: int = 0) -> Pa
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory) -> Path:
     return make_tiny_run(tmp_path_factory.mktemp("tiny_run"))
+
+
+@pytest.fixture(scope="session")
+def tiny_export(tiny_run, tmp_path_factory) -> Path:
+    """`tiny_run` exported once (fp32, fused) to BASE/1 by `bertserve.export`; shared by the
+    session, so treat it as read-only (copy it with shutil.copytree before changing anything)."""
+    from bertserve.export import ExportSettings, export_run
+
+    return export_run(tiny_run, tmp_path_factory.mktemp("models") / "tiny", ExportSettings(version=1)).path
