@@ -7,46 +7,15 @@ import shutil
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from bertserve.errors import ExportError, RequestError
+from bertserve.errors import RequestError
 from bertserve.serving.batching import BatchingOptions
 from bertserve.serving.manager import ModelConfig, ModelManager, VersionState, VersionStatus
 
+from lifecycle_fakes import fake_loader, make_versions
+
 AVAILABLE, END = VersionState.AVAILABLE, VersionState.END
-
-
-class FakeTokenizer:
-    pad_id = 0
-    vocab_size = 100
-
-    def token_ids(self, texts):
-        return [[1, 2, 3] for _ in texts]
-
-
-class FakeModel:
-    """Answers [version, 0] for each row, so a test sees which version served it."""
-
-    def __init__(self, version: int):
-        self.version = version
-        self.labels = ["negative", "positive"]
-        self.tokenizer = FakeTokenizer()
-        self.max_seq_length = 8
-
-    def predict_encoded(self, encoded):
-        return np.tile(np.array([self.version, 0], dtype=np.float32), (len(encoded.input_ids), 1))
-
-
-def fake_loader(path: Path) -> FakeModel:
-    if (path / "BROKEN").exists():
-        raise ExportError(f"{path}: model.onnx is not a valid ONNX model; re-export the model")
-    return FakeModel(int(path.name))
-
-
-def make_versions(base: Path, *versions: int) -> None:
-    for version in versions:
-        (base / str(version)).mkdir(parents=True, exist_ok=True)
 
 
 def manager_for(base: Path, **config) -> ModelManager:
@@ -100,6 +69,7 @@ def test_a_failed_version_is_retried_only_when_its_folder_changes(tmp_path):
         await manager.poll_once()
         (tmp_path / "2" / "BROKEN").unlink()  # the folder is fixed
         await manager.poll_once()
+        await manager.wait_for_unloads()
         served = await served_version(manager)
         statuses = manager.statuses("m")
         await manager.stop()
@@ -190,7 +160,7 @@ def test_deleted_folder_is_unloaded_but_the_model_never_goes_empty(tmp_path):
         assert await served_version(manager) == 2
         shutil.rmtree(tmp_path / "2")  # a bad version pulled: fall back to version 1
         await manager.poll_once()
-        await asyncio.sleep(0.05)  # the unload runs in the background
+        await manager.wait_for_unloads()  # the unload runs in the background
         after_delete = (await served_version(manager), manager.statuses("m"))
         shutil.rmtree(tmp_path / "1")  # nothing left on disk: keep serving what is loaded
         await manager.poll_once()
@@ -222,11 +192,11 @@ def test_unload_waits_for_in_flight_requests(tmp_path):
         await asyncio.sleep(0)
         make_versions(tmp_path, 2)
         await manager.poll_once()
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.2)
         while_draining = manager.statuses("m", version=1)[0].state
         gate.set()
         result = await in_flight
-        await asyncio.sleep(0.05)
+        await manager.wait_for_unloads()
         after = manager.statuses("m", version=1)[0].state
         await manager.stop()
         return while_draining, int(result[0, 0]), after

@@ -44,6 +44,9 @@ logger = logging.getLogger(__name__)
 # How long an unloading version may take to finish its in-flight requests before it is closed
 # anyway; the REST layer's own request timeout (30 s by default) bounds them too.
 UNLOAD_DRAIN_SECONDS = 30.0
+# A request handler that picked a servable just before the switch may not have entered it yet
+# (asyncio.wait_for starts it on the next loop turn); give it this long before draining.
+UNLOAD_GRACE_SECONDS = 0.1
 
 
 class VersionState(str, Enum):
@@ -140,8 +143,7 @@ class ModelManager:
                 await self._poll_task
             except asyncio.CancelledError:
                 pass
-        if self._unloads:
-            await asyncio.gather(*self._unloads, return_exceptions=True)
+        await self.wait_for_unloads()
         for name, versions in self._versions.items():
             for version in list(versions):
                 if versions[version].servable is not None:
@@ -154,6 +156,11 @@ class ModelManager:
                 await self._reconcile(name)
             except Exception:  # a bug for one model must not stop serving the others
                 logger.exception("model %s: polling failed", name)
+
+    async def wait_for_unloads(self) -> None:
+        """Wait until the background unloads started so far are done (for tests and shutdown)."""
+        if self._unloads:
+            await asyncio.gather(*self._unloads, return_exceptions=True)
 
     async def _poll_forever(self) -> None:
         while True:
@@ -231,6 +238,7 @@ class ModelManager:
             return
         # UNLOADING first: new requests go to another version from now on.
         self._versions[name][version] = _Version(VersionStatus(version, VersionState.UNLOADING), servable=servable)
+        await asyncio.sleep(UNLOAD_GRACE_SECONDS)
         if not await servable.drain(UNLOAD_DRAIN_SECONDS):
             logger.warning("model %s: version %d still had %d requests after %.0f s; unloading anyway",
                            name, version, servable.in_flight, UNLOAD_DRAIN_SECONDS)

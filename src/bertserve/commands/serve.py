@@ -1,0 +1,151 @@
+"""`bertserve serve`: the TensorFlow-Serving-compatible REST model server (see `bertserve.serving`)."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "serve exported models over TF Serving's REST API (hot reload, batching, metrics)"
+DESCRIPTION = """Serve every version folder BASE/<integer>/ written by `bertserve export` over TensorFlow
+Serving's REST API on --rest_api_port (8501). Flags keep TF Serving's names (`--flag value` and
+`--flag=value` both work). Only REST is served: there is no gRPC on port 8500.
+
+The server polls BASE every --file_system_poll_wait_seconds: a new version is loaded in the
+background and takes over only once AVAILABLE; the old one is unloaded after its in-flight
+requests finish. A version that fails to load shows state END and its error in
+GET /v1/models/NAME, and the previous version keeps serving.
+
+Beside /v1/...: GET /healthz, GET /readyz (503 until every model is AVAILABLE and while
+shutting down), GET /monitoring/prometheus/metrics (also /metrics). SIGTERM drains: /readyz turns
+503, new connections are refused, in-flight requests finish within --drain_seconds, exit 0.
+
+--model_config_file lists several models, in TF Serving's text format:
+  model_config_list {
+    config { name: 'chnsenticorp' base_path: '/models/chnsenticorp' model_platform: 'tensorflow'
+             model_version_policy { latest { num_versions: 2 } }
+             version_labels { key: 'stable' value: 1569141360 } }
+  }
+or as JSON: {"models": [{"name": "chnsenticorp", "base_path": "/models/chnsenticorp"}]}
+
+examples:
+  bertserve serve --model_name chnsenticorp --model_base_path models/chnsenticorp
+  bertserve serve --model_name=chnsenticorp --model_base_path=models/chnsenticorp --rest_api_port=8501
+  bertserve serve --model_config_file models.config --max_batch_size 16 --batch_timeout_micros 2000
+  bertserve serve --model_name m --model_base_path models/m --version_policy specific --versions 1,2
+  bertserve serve --model_name m --model_base_path models/m --host 0.0.0.0 --access_log json
+  curl -d '{"instances": ["这家酒店很好"]}' http://127.0.0.1:8501/v1/models/chnsenticorp:predict
+"""
+
+
+def _version_list(text: str) -> tuple[int, ...]:
+    try:
+        versions = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated version numbers like 1,2, got {text!r}") from None
+    if not versions or min(versions) <= 0:
+        raise argparse.ArgumentTypeError(f"expected positive version numbers like 1,2, got {text!r}")
+    return versions
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port lies in 0-65535, got {port}")
+    return port
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    models = parser.add_argument_group("models (either --model_name + --model_base_path, or --model_config_file)")
+    models.add_argument("--model_name", help="name clients use in /v1/models/NAME")
+    models.add_argument("--model_base_path", help="folder holding integer version folders (BASE/1569141360/)")
+    models.add_argument("--model_config_file", help="TF Serving model_config_list text file or JSON listing several models")
+    models.add_argument("--version_policy", choices=("latest", "all", "specific"), default="latest",
+                        help="which versions stay loaded (default: latest)")
+    models.add_argument("--latest_n", type=int, default=1, help="with latest: how many newest versions (default: 1)")
+    models.add_argument("--versions", type=_version_list, default=(), help="with specific: versions to serve, e.g. 1,2")
+    models.add_argument("--file_system_poll_wait_seconds", type=float, default=1.0,
+                        help="how often BASE is checked for new versions (default: 1)")
+
+    server = parser.add_argument_group("server")
+    server.add_argument("--rest_api_port", type=_port, default=8501, help="REST port (default: 8501; gRPC 8500 is not served)")
+    server.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1; 0.0.0.0 exposes it)")
+    server.add_argument("--rest_api_timeout_in_ms", type=int, default=30000, help="request deadline (default: 30000 = TF Serving's)")
+    server.add_argument("--cors_origin", action="append", default=[], help="allow browser calls from this origin (repeatable; default: none)")
+    server.add_argument("--access_log", choices=("json", "text", "off"), default="text", help="request log format (default: text)")
+    server.add_argument("--drain_seconds", type=float, default=10.0, help="grace for in-flight requests on SIGTERM (default: 10)")
+    server.add_argument("--shutdown_delay_seconds", type=float, default=0.0,
+                        help="on SIGTERM keep serving this long with /readyz 503 before closing (default: 0)")
+
+    batching = parser.add_argument_group("batching (TF Serving's knobs)")
+    batching.add_argument("--max_batch_size", type=int, default=32, help="rows per model call (default: 32)")
+    batching.add_argument("--batch_timeout_micros", type=int, default=1000, help="max wait to fill a batch (default: 1000)")
+    batching.add_argument("--max_enqueued_batches", type=int, default=64, help="queue bound in batches; full -> 503 (default: 64)")
+    batching.add_argument("--num_batch_threads", type=int, default=1, help="model calls in parallel (default: 1)")
+
+
+def model_configs(args: argparse.Namespace) -> list:
+    from pathlib import Path
+
+    from bertserve.errors import ConfigError
+    from bertserve.serving.model_config import ModelConfig, load_model_config_file
+
+    if args.model_config_file:
+        if args.model_name or args.model_base_path:
+            raise ConfigError("use either --model_config_file or --model_name/--model_base_path, not both")
+        return load_model_config_file(args.model_config_file)
+    if not args.model_name or not args.model_base_path:
+        raise ConfigError("give --model_name and --model_base_path (or --model_config_file); see `bertserve serve --help`")
+    base_path = Path(args.model_base_path).expanduser()
+    if not base_path.is_dir():
+        raise ConfigError(f"--model_base_path {base_path} is not a folder; export a model there with `bertserve export`")
+    return [
+        ModelConfig(
+            name=args.model_name,
+            base_path=base_path.resolve(),
+            version_policy=args.version_policy,
+            latest_n=args.latest_n,
+            versions=tuple(args.versions),
+        )
+    ]
+
+
+def run(args: argparse.Namespace) -> int:
+    import asyncio
+    import dataclasses
+
+    from bertserve.errors import ConfigError
+    from bertserve.serving.app import AppOptions
+    from bertserve.serving.batching import BatchingOptions
+    from bertserve.serving.server import ServerOptions, serve
+
+    configs = model_configs(args)
+    for name in ("file_system_poll_wait_seconds", "drain_seconds", "shutdown_delay_seconds"):
+        if getattr(args, name) < 0:
+            raise ConfigError(f"--{name} must be >= 0")
+    if args.rest_api_timeout_in_ms <= 0:
+        raise ConfigError("--rest_api_timeout_in_ms must be positive")
+    batching = BatchingOptions(
+        max_batch_size=args.max_batch_size,
+        batch_timeout_micros=args.batch_timeout_micros,
+        max_enqueued_batches=args.max_enqueued_batches,
+        num_batch_threads=args.num_batch_threads,
+    )
+    options = ServerOptions(
+        host=args.host,
+        port=args.rest_api_port,
+        poll_seconds=max(0.05, args.file_system_poll_wait_seconds),
+        drain_seconds=args.drain_seconds,
+        shutdown_delay_seconds=args.shutdown_delay_seconds,
+        uvicorn_access_log=args.access_log == "text",
+    )
+    # Only set the AppOptions fields the REST layer defines, so both sides can evolve.
+    wanted = {
+        "request_timeout_seconds": args.rest_api_timeout_in_ms / 1000,
+        "cors_origins": tuple(args.cors_origin),
+        "access_log_json": args.access_log == "json",
+    }
+    known = {field.name for field in dataclasses.fields(AppOptions)}
+    app_options = AppOptions(**{key: value for key, value in wanted.items() if key in known})
+    return asyncio.run(serve(configs, options, batching, app_options))

@@ -1,0 +1,191 @@
+"""The serving process: model manager + REST app + health, readiness, metrics, graceful shutdown.
+
+    bertserve serve --model_name chnsenticorp --model_base_path models/chnsenticorp
+
+or, from Python, `asyncio.run(serve(configs, ServerOptions(...), BatchingOptions(), AppOptions()))`.
+
+Routes added beside the REST app's (`app.py`):
+    GET /healthz                          200 {"status": "ok"} while the process runs
+    GET /readyz                           200 {"status": "ready"} once every model has an AVAILABLE
+                                          version; 503 {"error": ...} before that and while draining
+    GET /monitoring/prometheus/metrics    Prometheus text (TF Serving's path); also GET /metrics
+
+SIGTERM (or Ctrl-C): /readyz answers 503 at once; after `shutdown_delay_seconds` (time for a load
+balancer to notice) the listener closes, so new connections are refused; requests in flight finish
+(up to `drain_seconds`, then they are cancelled); models are unloaded; the process exits 0.
+A second signal exits at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from bertserve.errors import ConfigError
+from bertserve.serving.batching import BatchingOptions
+from bertserve.serving.manager import ModelConfig, ModelManager
+from bertserve.serving.metrics import ServingMetrics
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    host: str = "127.0.0.1"  # loopback by default: exposing a model server is a deliberate choice
+    port: int = 8501  # TF Serving's REST port
+    poll_seconds: float = 1.0  # TF Serving's --file_system_poll_wait_seconds
+    drain_seconds: float = 10.0  # grace for in-flight requests after SIGTERM
+    shutdown_delay_seconds: float = 0.0  # keep serving with /readyz 503 this long before closing
+    uvicorn_access_log: bool = False  # uvicorn's own text access log (the app may log JSON itself)
+
+
+class ServerState:
+    """What /readyz reports: ready when every model is AVAILABLE and no shutdown has begun."""
+
+    def __init__(self, manager: ModelManager):
+        self.manager = manager
+        self.draining = False
+
+    def ready_problem(self) -> str | None:
+        if self.draining:
+            return "Server is shutting down; send requests to another replica"
+        if not self.manager.ready():
+            waiting = [
+                name for name in self.manager.model_names()
+                if not any(s.state.value == "AVAILABLE" for s in self._statuses(name))
+            ]
+            return f"Not ready: no AVAILABLE version yet for model(s) {', '.join(waiting)}; see GET /v1/models/<name>"
+        return None
+
+    def _statuses(self, name: str) -> list:
+        try:
+            return self.manager.statuses(name)
+        except Exception:  # no versions seen yet
+            return []
+
+
+def add_operational_routes(app: "Starlette", state: ServerState, metrics: ServingMetrics) -> None:
+    """/healthz, /readyz and the metrics routes, placed before the app's own routes so that no
+    catch-all route of the REST layer can shadow them."""
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, Response
+    from starlette.routing import Route
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        problem = state.ready_problem()
+        if problem is not None:
+            return JSONResponse({"error": problem}, status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    async def prometheus(request: Request) -> Response:
+        body, content_type = metrics.render()
+        return Response(body, media_type=content_type)
+
+    routes = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/monitoring/prometheus/metrics", prometheus, methods=["GET"]),
+        Route("/metrics", prometheus, methods=["GET"]),
+    ]
+    app.router.routes[0:0] = routes
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """Bind the REST port ourselves, so a port in use is a one-line ConfigError, not a log dump."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host, port))
+    except OSError as error:
+        listener.close()
+        raise ConfigError(
+            f"cannot listen on {host}:{port} ({error.strerror}); choose another --rest_api_port or stop the other server"
+        ) from error
+    listener.listen(2048)
+    listener.setblocking(False)
+    return listener
+
+
+def build(configs: list[ModelConfig], options: ServerOptions, batching: BatchingOptions, app_options: Any = None):
+    """The manager, metrics, state and ASGI app of one server (not started)."""
+    from bertserve.serving.app import AppOptions, create_app
+
+    metrics = ServingMetrics()
+    manager = ModelManager(configs, batching, poll_seconds=options.poll_seconds, on_batch=metrics.observe_batch)
+    metrics.watch(manager)
+    app_options = AppOptions() if app_options is None else app_options
+    if getattr(app_options, "metrics", None) is None:
+        # The REST layer reports each request through this hook.
+        import dataclasses
+
+        app_options = dataclasses.replace(app_options, metrics=metrics)
+    app = create_app(manager, app_options)
+    state = ServerState(manager)
+    add_operational_routes(app, state, metrics)
+    return manager, metrics, state, app
+
+
+async def serve(
+    configs: list[ModelConfig], options: ServerOptions, batching: BatchingOptions, app_options: Any = None
+) -> int:
+    """Run the server until SIGTERM/SIGINT; returns the exit code (0 after a graceful drain)."""
+    import uvicorn
+
+    manager, _, state, app = build(configs, options, batching, app_options)
+
+    class DrainingServer(uvicorn.Server):
+        # uvicorn installs handle_exit as the SIGTERM/SIGINT handler. We flip readiness first and
+        # close the listener only after the shutdown delay; a second signal forces the exit.
+        drain_started: float | None = None
+
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            if self.drain_started is not None:
+                self.force_exit = True
+                self.should_exit = True
+                return
+            logger.info("received %s: draining (readyz -> 503, grace %.1f s)", signal.Signals(sig).name, options.drain_seconds)
+            state.draining = True
+            self.drain_started = time.monotonic()
+            if options.shutdown_delay_seconds <= 0:
+                self.should_exit = True
+
+        async def on_tick(self, counter: int) -> bool:
+            if self.drain_started is not None and time.monotonic() - self.drain_started >= options.shutdown_delay_seconds:
+                self.should_exit = True
+            return await super().on_tick(counter)
+
+    config = uvicorn.Config(
+        app,
+        host=options.host,
+        port=options.port,
+        log_config=None,  # keep the CLI's logging configuration
+        access_log=options.uvicorn_access_log,
+        timeout_graceful_shutdown=max(0.1, options.drain_seconds),
+        lifespan="on",
+    )
+    server = DrainingServer(config)
+    listener = bind(options.host, options.port)
+    await manager.start()
+    logger.info("serving REST on http://%s:%d (gRPC port 8500 is not served)", options.host, listener.getsockname()[1])
+    try:
+        await server.serve(sockets=[listener])
+    finally:
+        # In-flight requests are done (or cancelled at the grace limit): unload every version.
+        try:
+            await asyncio.wait_for(manager.stop(), max(1.0, options.drain_seconds))
+        except asyncio.TimeoutError:
+            logger.warning("models did not unload within %.1f s; exiting anyway", options.drain_seconds)
+    logger.info("shut down cleanly")
+    return 0
