@@ -115,9 +115,9 @@ def load_classifier(source: PretrainedSource, labels: list[str]):
     id2label = dict(enumerate(labels))
     label2id = {label: index for index, label in enumerate(labels)}
     if source.kind == "tf-checkpoint":
-        from bertserve.tf_checkpoint import load_tf_bert_state_dict
+        from bertserve.tf_checkpoint import hf_bert_config, load_tf_bert_state_dict
 
-        config_dict = json.loads((source.folder / "bert_config.json").read_text(encoding="utf-8"))
+        config_dict = hf_bert_config(json.loads((source.folder / "bert_config.json").read_text(encoding="utf-8")))
         config = BertConfig(**config_dict, num_labels=len(labels), id2label=id2label, label2id=label2id)
         model = BertForSequenceClassification(config)
         state = {key: torch.from_numpy(value) for key, value in load_tf_bert_state_dict(source.folder).items()}
