@@ -170,3 +170,14 @@ def test_publish_is_one_rename_of_a_complete_folder(tiny_run, tmp_path, monkeypa
     assert len(seen["listing"]) == 1 and seen["listing"][0].startswith(f".tmp-{version}-")
     assert seen["files"] == EXPECTED_FILES | {"manifest.json"}
     assert list(base.iterdir()) == []
+
+
+def test_model_card_keeps_the_run_card_and_adds_export_facts(tmp_path):
+    run_dir, folder = tmp_path / "run", tmp_path / "export"
+    run_dir.mkdir()
+    folder.mkdir()
+    (run_dir / "model_card.md").write_text("# ChnSentiCorp classifier\n\nTrained on hotel reviews.\n", encoding="utf-8")
+    export_module.write_model_card(run_dir, folder, {"version": 5, "quantize": "int8"})
+    assert (folder / "model_card.md").read_text(encoding="utf-8") == (
+        "# ChnSentiCorp classifier\n\nTrained on hotel reviews.\n\n## Export\n\n- version: 5\n- quantize: int8\n"
+    )
