@@ -262,6 +262,8 @@ class Batcher:
             encoded = self._pad(batch)
             if self._on_batch is not None:
                 self._on_batch(len(batch))
+            logger.debug("model %s: batch of %d rows padded to %d tokens (%d rows queued)",
+                         self.model_name, len(batch), encoded.input_ids.shape[1], self._queued_rows)
             loop = asyncio.get_running_loop()
             try:
                 probabilities = await loop.run_in_executor(self._executor, self._engine, encoded)
