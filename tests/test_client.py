@@ -7,6 +7,7 @@ import json
 import socket
 
 import httpx
+import numpy as np
 import pytest
 
 from bertserve.client import BertServeClient, labels_from_metadata
@@ -160,3 +161,30 @@ def test_server_down_says_connection_refused():
     assert str(caught.value).startswith(f"cannot reach the server at http://127.0.0.1:{port}: connection refused")
     assert "bertserve serve" in str(caught.value)
     assert caught.value.status is None
+
+
+def test_real_server_round_trip(tiny_run, tmp_path):
+    """Every call against one real `bertserve serve` process, compared with the model in-process."""
+    from bertserve.exported import ExportedModel
+    from live_server import export_tiny, running_server
+
+    version = export_tiny(tiny_run, tmp_path / "models" / "tiny")
+    expected = ExportedModel.load(version).predict_texts(["很好", "太差了"]).tolist()
+    with running_server(version.parent, "tiny", tmp_path / "server.log") as url:
+        with BertServeClient(url, model="tiny", timeout=10) as client:
+            assert client.models() == ["tiny"]
+            assert client.status()["model_version_status"][0]["state"] == "AVAILABLE"
+            assert client.labels() == ["negative", "positive"]
+            np.testing.assert_allclose(client.predict_texts(["很好", "太差了"]), expected, atol=1e-6)
+            ids = ExportedModel.load(version).tokenizer.encode(["很好"], pad_to=128).input_ids.tolist()
+            np.testing.assert_allclose(client.predict_ids(ids), expected[:1], atol=1e-6)
+            [pairs] = client.classify(["太差了"])
+            assert [label for label, _ in pairs] == ["negative", "positive"]
+            assert [score for _, score in pairs] == pytest.approx(expected[1], abs=1e-6)
+            with pytest.raises(ClientError) as caught:
+                client.predict_texts(["好" * 100_000])
+            assert caught.value.status in (400, 413)
+        with BertServeClient(url, model="tiny", version=2, timeout=10) as missing:
+            with pytest.raises(ClientError) as caught:
+                missing.status()
+            assert caught.value.status == 404

@@ -17,6 +17,7 @@ slow (`status` None), or the server's own `{"error": ...}` message and HTTP stat
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any, Sequence
 
 import httpx
@@ -26,6 +27,13 @@ from bertserve.errors import ClientError
 DEFAULT_URL = "http://127.0.0.1:8501"
 # TF Serving's own request deadline is 30 s; waiting a little longer lets its 504 reach us.
 DEFAULT_TIMEOUT_SECONDS = 35.0
+
+
+def quiet_http_logs() -> None:
+    """For the client commands: httpx logs every request at INFO, which would put a log line
+    between every two answers of `bertserve online`. Keep them only with --log-level DEBUG."""
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 class BertServeClient:

@@ -49,8 +49,10 @@ def format_line(labels: list[str], probabilities: list[float], milliseconds: flo
 
 
 def run(args: argparse.Namespace) -> int:
-    from bertserve.client import BertServeClient
+    from bertserve.client import BertServeClient, quiet_http_logs
     from bertserve.errors import ClientError
+
+    quiet_http_logs()
 
     with BertServeClient(args.url, model=args.model or "", timeout=args.timeout) as client:
         if args.model is None:

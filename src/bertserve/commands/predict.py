@@ -58,8 +58,10 @@ Predictor = Callable[[Sequence[str]], list[list[float]]]
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from bertserve.client import quiet_http_logs
     from bertserve.table_io import detect_format, open_table_writer, read_table, texts_of
 
+    quiet_http_logs()
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size must be at least 1, got {args.batch_size}")
     fmt = detect_format(args.input, args.format)
