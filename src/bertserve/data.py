@@ -236,10 +236,14 @@ def _find_split_file(folder: Path, split: str) -> Path | None:
 
 
 def _deterministic_split(examples: list[Example], seed: int, fractions=(0.8, 0.1, 0.1)) -> dict[str, list[Example]]:
+    """Shuffle with `seed` and cut into train/dev/test; dev and test get their share (at least one
+    example when their fraction is non-zero), train gets the rest, so no example is ever lost."""
     order = list(range(len(examples)))
     random.Random(seed).shuffle(order)
-    train_end = int(len(order) * fractions[0])
-    dev_end = train_end + int(len(order) * fractions[1])
+    share = lambda fraction: 0 if fraction == 0 else max(1, round(len(order) * fraction))  # noqa: E731
+    dev_size, test_size = share(fractions[1]), share(fractions[2])
+    train_end = max(1, len(order) - dev_size - test_size)
+    dev_end = min(len(order), train_end + dev_size)
     pick = lambda part: [examples[index] for index in sorted(part)]  # noqa: E731 - keeps file order within a split
     return {"train": pick(order[:train_end]), "dev": pick(order[train_end:dev_end]), "test": pick(order[dev_end:])}
 

@@ -1,0 +1,89 @@
+"""Golden tokenization tests: exact tokens and ids with Google's Chinese BERT vocabulary."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bertserve.errors import PretrainedError
+from bertserve.tokenizer import BertTokenizer
+
+GOLDEN = [
+    # (text, tokens, ids incl. [CLS]=101 ... [SEP]=102)
+    ("这家酒店很好！", ["这", "家", "酒", "店", "很", "好", "！"], [101, 6821, 2157, 6983, 2421, 2523, 1962, 8013, 102]),
+    # Full-width punctuation is in the vocabulary; curly quotes are not ([UNK] = 100).
+    (
+        "房间（很）干净：服务一般；价格？“不错”",
+        ["房", "间", "（", "很", "）", "干", "净", "：", "服", "务", "一", "般", "；", "价", "格", "？", "[UNK]", "不", "错", "[UNK]"],
+        [101, 2791, 7313, 8020, 2523, 8021, 2397, 1112, 8038, 3302, 1218, 671, 5663, 8039, 817, 3419, 8043, 100, 679, 7231, 100, 102],
+    ),
+    # Mixed Latin and digits: lower-cased, WordPiece continuation pieces.
+    (
+        "iPhone12很好用，USB-C接口",
+        ["iphone", "##12", "很", "好", "用", "，", "usb", "-", "c", "接", "口"],
+        [101, 8210, 8455, 2523, 1962, 4500, 8024, 8335, 118, 145, 2970, 1366, 102],
+    ),
+    ("😀👍 emoji", ["[UNK]", "em", "##o", "##ji"], [101, 100, 13152, 8167, 9343, 102]),
+    ("ÉCOLE café", ["eco", "##le", "cafe"], [101, 12791, 8268, 8377, 102]),  # accents stripped with lower-casing
+    ("𠀀", ["[UNK]"], [101, 100, 102]),  # CJK extension B: not in the vocabulary
+    ("\t\n 好 \u200b", ["好"], [101, 1962, 102]),  # whitespace and zero-width characters cleaned
+    ("", [], [101, 102]),
+]
+
+
+@pytest.mark.parametrize("text, tokens, ids", GOLDEN)
+def test_golden_tokens_and_ids(chinese_tokenizer, text, tokens, ids):
+    assert chinese_tokenizer.tokenize(text) == tokens
+    assert chinese_tokenizer.token_ids([text]) == [ids]
+
+
+def test_case_is_kept_without_lowercasing(chinese_vocab):
+    tokenizer = BertTokenizer.from_vocab_file(chinese_vocab, lowercase=False)
+    # The Chinese vocabulary has no upper-case pieces, so cased Latin becomes [UNK].
+    assert tokenizer.token_ids(["iPhone12很好用"]) == [[101, 100, 2523, 1962, 4500, 102]]
+
+
+def test_over_length_is_truncated_like_the_demo(chinese_tokenizer):
+    # The demo: [CLS] + tokens[:126] + [SEP] at max length 128.
+    ids = chinese_tokenizer.token_ids(["好" * 300])[0]
+    assert len(ids) == 128
+    assert ids[0] == 101 and ids[-1] == 102 and set(ids[1:-1]) == {1962}
+
+
+def test_encode_pads_dynamically_and_to_a_fixed_length(chinese_tokenizer):
+    encoded = chinese_tokenizer.encode(["好", "很好很好"])
+    np.testing.assert_array_equal(encoded.input_ids, [[101, 1962, 102, 0, 0, 0], [101, 2523, 1962, 2523, 1962, 102]])
+    np.testing.assert_array_equal(encoded.attention_mask, [[1, 1, 1, 0, 0, 0], [1, 1, 1, 1, 1, 1]])
+    np.testing.assert_array_equal(encoded.token_type_ids, np.zeros((2, 6)))
+    assert encoded.input_ids.dtype == np.int64
+    assert chinese_tokenizer.encode(["好"], pad_to=128).input_ids.shape == (1, 128)
+
+
+def test_save_and_load_round_trip(chinese_tokenizer, tmp_path):
+    chinese_tokenizer.save(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tokenizer.json", "tokenizer_settings.json", "vocab.txt"]
+    loaded = BertTokenizer.load(tmp_path)
+    texts = [text for text, _, _ in GOLDEN]
+    assert loaded.token_ids(texts) == chinese_tokenizer.token_ids(texts)
+    assert (loaded.lowercase, loaded.max_seq_length, loaded.vocab_size) == (True, 128, 21128)
+
+
+def test_the_saved_rust_pipeline_gives_the_same_ids(chinese_tokenizer, tmp_path):
+    # tokenizer.json alone (e.g. loaded by another program) must agree with ours.
+    from tokenizers import Tokenizer
+
+    chinese_tokenizer.save(tmp_path)
+    rust = Tokenizer.from_file(str(tmp_path / "tokenizer.json"))
+    for text, _, ids in GOLDEN:
+        assert rust.encode(text).ids == ids
+
+
+def test_vocab_without_special_tokens_is_refused(tmp_path):
+    (tmp_path / "vocab.txt").write_text("a\nb\n", encoding="utf-8")
+    with pytest.raises(PretrainedError, match=r"lacks the special tokens"):
+        BertTokenizer.from_vocab_file(tmp_path / "vocab.txt")
+
+
+def test_load_from_a_folder_that_is_not_a_tokenizer(tmp_path):
+    with pytest.raises(PretrainedError, match="not a bertserve tokenizer folder"):
+        BertTokenizer.load(tmp_path)
