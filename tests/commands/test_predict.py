@@ -136,3 +136,5 @@ def test_missing_input_and_model_choice_errors(tmp_path, tiny_export, capsys):
     assert "not both" in capsys.readouterr().err
     assert main(["predict", "--input", str(source), "--output", output, "--model-dir", str(tmp_path / "missing" / "1")]) == 2
     assert "does not exist" in capsys.readouterr().err
+    assert main(["predict", "--input", str(source), "--output", output, "--model-dir", str(tiny_export.parent)]) == 2
+    assert f"holds versions [1]; pass one version folder, e.g. --model-dir {tiny_export}" in capsys.readouterr().err

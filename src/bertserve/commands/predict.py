@@ -98,6 +98,13 @@ def _open_model(args: argparse.Namespace) -> tuple[list[str], Predictor, Callabl
             raise ConfigError("give either --model-dir or --url/--model, not both")
         from bertserve.exported import ExportedModel
 
+        versions = sorted(int(p.name) for p in args.model_dir.glob("*") if p.is_dir() and p.name.isdigit())
+        if versions and not args.model_dir.name.isdigit():
+            # A base path (what `serve` takes) instead of one version folder: say which to pass.
+            raise ConfigError(
+                f"--model-dir {args.model_dir} holds versions {versions}; pass one version folder, "
+                f"e.g. --model-dir {args.model_dir / str(versions[-1])}"
+            )
         model = ExportedModel.load(args.model_dir, threads=args.threads)
         return list(model.labels), lambda texts: model.predict_texts(list(texts)).tolist(), lambda: None
     if args.url is None:
