@@ -20,7 +20,7 @@ from bertserve import __version__
 from bertserve.errors import BertServeError
 
 # Order here is the order in `bertserve --help`.
-COMMANDS = ("train", "evaluate", "export", "serve", "online", "predict")
+COMMANDS = ("train", "evaluate", "export", "serve", "online", "predict", "ray", "bench")
 
 EPILOG = """examples:
   bertserve train --data ../shared/data/chnsenticorp --pretrained m3e-small --output runs/chnsenticorp
