@@ -1,0 +1,158 @@
+"""`bertserve bench`: load a running server with real texts and compare it, in the same run, with
+the engine in-process and with peer servers on the same model (see `bertserve.bench`)."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "load-test a server: p50/p90/p99 and throughput vs the engine in-process and peer servers"
+DESCRIPTION = """Replay real texts (ChnSentiCorp dev, or any file) against a running server with closed-loop
+clients at each --concurrency (raw HTTP/1.1 keep-alive connections, loopback only), and print
+p50/p90/p99 latency and throughput. In the same run, optionally:
+
+  --engine-dir VERSION_DIR   the engine's own limit: the same texts in batches of
+                             min(concurrency, --max-batch-size) through the runtime in-process
+  --peers naive,ray          other servers on the same model, started as subprocesses:
+                             naive = HF transformers pipeline behind FastAPI (needs --run),
+                             ray   = Ray Serve with @serve.batch on the same ONNX export (needs
+                                     --engine-dir and `bash benchmarks/peers/setup_peer_venv.sh`)
+
+The load generator shares the CPU with the servers it measures; its own CPU cost per request is
+the last column. Run benchmarks on an otherwise idle machine and report `uptime` with them.
+
+examples:
+  bertserve bench --url http://127.0.0.1:8501 --model chnsenticorp --data /work/shared/data/chnsenticorp
+  bertserve bench --url http://127.0.0.1:8501 --model m --concurrency 1 --texts median --engine-dir models/m/1
+  bertserve bench --url http://127.0.0.1:8501 --model m --concurrency 1,8,32,64 --duration 10 \\
+      --engine-dir models/m/1 --run runs/m --peers naive,ray --json bench.json
+  bertserve bench --url http://127.0.0.1:8501 --model m --concurrency 1,4 --requests 200
+"""
+
+
+def _concurrency_list(text: str) -> tuple[int, ...]:
+    try:
+        levels = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated client counts like 1,8,32, got {text!r}") from None
+    if not levels or min(levels) < 1 or max(levels) > 1024:
+        raise argparse.ArgumentTypeError(f"client counts lie in 1-1024, got {text!r}")
+    return levels
+
+
+def _peer_list(text: str) -> tuple[str, ...]:
+    from bertserve.bench.peers import PEER_NAMES
+
+    names = tuple(part.strip() for part in text.split(",") if part.strip())
+    unknown = [name for name in names if name not in PEER_NAMES]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown peer(s) {', '.join(unknown)}; choose from {', '.join(PEER_NAMES)}")
+    return names
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--url", required=True, help="server to load, e.g. http://127.0.0.1:8501 (loopback only)")
+    parser.add_argument("--model", required=True, help="model name in /v1/models/NAME:predict")
+    parser.add_argument("--data", help="TSV with text_a, text file (one per line) or dataset folder (dev.tsv); default: built-in reviews")
+    parser.add_argument("--texts", choices=("all", "median"), default="all",
+                        help="all: replay every text in order (default); median: only the median-length text")
+    parser.add_argument("--concurrency", type=_concurrency_list, default=(1, 8, 32, 64),
+                        help="closed-loop clients per level, comma-separated (default: 1,8,32,64)")
+    parser.add_argument("--duration", type=_positive_float, default=10.0, help="seconds per level (default: 10)")
+    parser.add_argument("--requests", type=_positive_int, default=None,
+                        help="stop a level after this many answers (whichever of --duration/--requests comes first)")
+    parser.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds before each level (default: 1)")
+    parser.add_argument("--engine-dir", help="export version folder: also measure the engine in-process (no HTTP)")
+    parser.add_argument("--run", help="run folder (torch model) for the naive peer")
+    parser.add_argument("--peers", type=_peer_list, default=(), help="peers to start and load too: naive, ray")
+    parser.add_argument("--max-batch-size", type=_positive_int, default=32,
+                        help="batch cap for the engine reference and the Ray peer; match the server's (default: 32)")
+    parser.add_argument("--p50-budget-ms", type=_positive_float, default=None,
+                        help="also check the server's p50 at concurrency 1 against this budget")
+    parser.add_argument("--json", help="also write settings, machine, results and targets to this JSON file")
+
+
+def run(args: argparse.Namespace) -> int:
+    import asyncio
+    import os
+    from pathlib import Path
+
+    from bertserve.bench import report
+    from bertserve.bench.engine import engine_level
+    from bertserve.bench.loadgen import LevelResult, Target, run_level
+    from bertserve.bench.peers import start_peer
+    from bertserve.bench.texts import load_texts, select
+    from bertserve.errors import ConfigError
+
+    texts = select(load_texts(args.data), args.texts)
+    server = Target("bertserve", args.url.rstrip("/"), f"/v1/models/{args.model}:predict")
+    server.host_port  # refuses a non-loopback URL before anything starts
+    if args.warmup < 0:
+        raise ConfigError("--warmup must be >= 0")
+    duration = args.duration
+    print(f"bench: {len(texts)} text(s) ({args.texts}), concurrency {','.join(map(str, args.concurrency))}, "
+          f"{duration:g} s per level{f' or {args.requests} requests' if args.requests else ''}; "
+          f"load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}", flush=True)
+    results: list[LevelResult] = []
+
+    def show(result: LevelResult) -> None:
+        results.append(result)
+        note = f"  first error: {result.first_error}" if result.first_error else ""
+        print(f"  {result.target:<20} c={result.concurrency:<3} {result.requests:>6} ok {result.errors:>4} errors  "
+              f"p50 {result.p50_ms:8.2f} ms  p99 {result.p99_ms:8.2f} ms  {result.throughput:8.1f}/s{note}", flush=True)
+
+    def load(target: Target) -> None:
+        for concurrency in args.concurrency:
+            show(asyncio.run(run_level(target, texts, concurrency, duration, args.requests, args.warmup, args.texts)))
+
+    if args.engine_dir:
+        from bertserve.exported import ExportedModel
+
+        model = ExportedModel.load(Path(args.engine_dir), verify=False)
+        for concurrency in args.concurrency:
+            show(engine_level(model, texts, concurrency, args.max_batch_size, duration, args.requests, args.warmup, args.texts))
+        del model
+    load(server)
+    for peer in args.peers:
+        print(f"bench: starting peer {peer} ...", flush=True)
+        with start_peer(peer, run_dir=Path(args.run) if args.run else None,
+                        export_dir=Path(args.engine_dir) if args.engine_dir else None,
+                        max_batch_size=args.max_batch_size) as target:
+            load(target)
+
+    print()
+    print(report.format_table(results))
+    checks = report.check_targets(results, server.name, args.p50_budget_ms)
+    if checks:
+        print()
+        for check in checks:
+            print(check.line())
+    print(f"\nload average at the end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    if args.json:
+        settings = {key: value for key, value in vars(args).items() if not key.startswith("_")}
+        report.write_json(args.json, results, checks, settings)
+        print(f"wrote {args.json}")
+    errors = sum(result.errors for result in results)
+    if errors:
+        print(f"bench: {errors} request(s) failed; see 'first error' above", flush=True)
+        return 1
+    return 0
