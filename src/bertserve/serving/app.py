@@ -166,7 +166,7 @@ async def _dispatch(request: Request) -> Response:
                 int(model.tokenizer.vocab_size),
             )
         )
-    document = tfserving.parse_json(await read_body(request, options.max_body_bytes))
+    document = tfserving.parse_json(await read_body(request, options.max_body_bytes, options.request_timeout_seconds))
     deadline = time.monotonic() + options.request_timeout_seconds
     if route.action in ("classify", "regress"):
         texts = parse_classify(document, options.limits, route.action)
@@ -202,8 +202,20 @@ async def _with_deadline(work: Any, model: str, options: AppOptions) -> Any:
         ) from None
 
 
-async def read_body(request: Request, max_bytes: int) -> bytes:
-    """The body, refused with 413 as soon as it is known to exceed `max_bytes` (gzip: decompressed)."""
+async def read_body(request: Request, max_bytes: int, timeout_seconds: float | None = None) -> bytes:
+    """The body, refused with 413 as soon as it is known to exceed `max_bytes` (gzip: decompressed),
+    and with 408 when it has not fully arrived within `timeout_seconds` (a slow client must not
+    hold a connection and its buffers for ever)."""
+    try:
+        async with asyncio.timeout(timeout_seconds):
+            return await _read_body(request, max_bytes)
+    except TimeoutError:
+        raise RequestError(
+            f"Request body not received within {timeout_seconds:g} s; send the whole body at once", 408
+        ) from None
+
+
+async def _read_body(request: Request, max_bytes: int) -> bytes:
     too_large = RequestError(
         f"Request body is larger than the limit of {max_bytes} bytes; send fewer instances per request "
         "or raise --max_body_bytes",

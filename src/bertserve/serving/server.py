@@ -30,6 +30,7 @@ from bertserve.errors import ConfigError
 from bertserve.serving.batching import BatchingOptions
 from bertserve.serving.manager import ModelConfig, ModelManager
 from bertserve.serving.metrics import ServingMetrics
+from bertserve.serving.timeouts import guarded_protocol
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
@@ -45,6 +46,8 @@ class ServerOptions:
     drain_seconds: float = 10.0  # grace for in-flight requests after SIGTERM
     shutdown_delay_seconds: float = 0.0  # keep serving with /readyz 503 this long before closing
     uvicorn_access_log: bool = False  # uvicorn's own text access log (the app may log JSON itself)
+    head_timeout_seconds: float = 10.0  # a connection must send its request headers this fast (slowloris)
+    keep_alive_seconds: int = 5  # an idle keep-alive connection is closed after this (uvicorn's default)
 
 
 class ServerState:
@@ -177,6 +180,9 @@ async def serve(
         access_log=options.uvicorn_access_log,
         timeout_graceful_shutdown=max(0.1, options.drain_seconds),
         lifespan="on",
+        # Slow or half-open clients cannot hold connections: see timeouts.py.
+        http=guarded_protocol(options.head_timeout_seconds),
+        timeout_keep_alive=options.keep_alive_seconds,
     )
     server = DrainingServer(config)
     listener = bind(options.host, options.port)

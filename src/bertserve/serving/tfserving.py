@@ -135,9 +135,38 @@ def parse_json(body: bytes) -> dict[str, Any]:
         raise RequestError(f"JSON Parse error: {message} at offset: {offset}", 400) from None
     except RecursionError:
         raise RequestError("JSON Parse error: the document is nested too deeply", 400) from None
+    except ValueError:
+        # Python refuses integer literals over 4,300 digits (a guard against quadratic parsing);
+        # rapidjson refuses them too, in these words.
+        raise RequestError("JSON Parse error: Number too big to be stored in double.", 400) from None
+    if _LONE_SURROGATE_ESCAPE.search(text) and _has_lone_surrogate(document):
+        # "\ud800" parses to a str that cannot be encoded as UTF-8: the tokenizer and the JSON
+        # encoder of an error echo would both fail on it later. rapidjson refuses it here too.
+        raise RequestError("JSON Parse error: The surrogate pair in string is invalid.", 400)
     if not isinstance(document, dict):
         raise RequestError(f"JSON Value: {json_value_to_string(document)} Is not object", 400)
     return document
+
+
+_LONE_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _has_lone_surrogate(document: Any) -> bool:
+    """True when a string or key in `document` holds a surrogate code point (unpaired)."""
+    stack = [document]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(value, list):
+            stack.extend(value)
+        elif isinstance(value, dict):
+            stack.extend(value)
+            stack.extend(value.values())
+    return False
 
 
 def _rapidjson_message(text: str, error: json.JSONDecodeError) -> str:

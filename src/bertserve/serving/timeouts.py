@@ -1,0 +1,107 @@
+"""Connection guards for uvicorn: slow or half-open clients cannot hold the server's connections.
+
+uvicorn times out only an idle keep-alive connection *after* a response (`timeout_keep_alive`).
+A client that connects and then sends its request line and headers one byte every few seconds
+(slowloris), or never sends anything, keeps its connection, its buffers and a file descriptor
+for ever, and with the httptools parser a never-ending header block is buffered without limit.
+`guarded_protocol` wraps uvicorn's HTTP protocol class so that, on every connection:
+
+* the request head (request line + headers) must arrive within `head_timeout_seconds` of the
+  connection opening or of the previous response; otherwise the connection is closed;
+* the head may be at most `max_head_bytes` long; otherwise the client gets 431 and is closed.
+
+Request bodies are bounded by the REST layer (`app.read_body`: size -> 413, time -> 408).
+
+    config = uvicorn.Config(app, http=guarded_protocol(head_timeout_seconds=10.0))
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+HEAD_TIMEOUT_SECONDS = 10.0  # a real client sends its headers in one packet; 10 s is generous
+MAX_HEAD_BYTES = 64 * 1024  # request line + headers; h11's own default limit is 16 KiB
+
+
+def _base_protocol() -> type:
+    """The class uvicorn's `http="auto"` would pick: httptools when installed, else h11."""
+    try:
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+        return HttpToolsProtocol
+    except ImportError:  # httptools is an optional extra of uvicorn
+        from uvicorn.protocols.http.h11_impl import H11Protocol
+
+        return H11Protocol
+
+
+def _too_large_response(max_head_bytes: int) -> bytes:
+    body = json.dumps({"error": f"Request line and headers exceed {max_head_bytes} bytes; send fewer or shorter headers"})
+    return (
+        "HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n"
+        f"content-length: {len(body)}\r\nconnection: close\r\n\r\n{body}"
+    ).encode("latin-1")
+
+
+def guarded_protocol(
+    head_timeout_seconds: float = HEAD_TIMEOUT_SECONDS, max_head_bytes: int = MAX_HEAD_BYTES, base: type | None = None
+) -> type:
+    """A subclass of uvicorn's HTTP protocol (`base`, default: what uvicorn would pick) with the
+    head deadline and size limit of the module docstring; pass it as `uvicorn.Config(http=...)`."""
+    base = base or _base_protocol()
+
+    class GuardedProtocol(base):  # type: ignore[misc, valid-type]
+        _head_timer: asyncio.TimerHandle | None = None
+        _head_bytes = 0
+
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            self._arm_head_timer()
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            if self._waiting_for_head():
+                # Bytes that did not complete a request head: count them. A chunk that did
+                # complete one (even with a large body behind it) resets the count.
+                self._head_bytes += len(data)
+                if self._head_bytes > max_head_bytes and not self.transport.is_closing():
+                    logger.warning("closing a connection whose request head exceeded %d bytes", max_head_bytes)
+                    self.transport.write(_too_large_response(max_head_bytes))
+                    self.transport.close()
+            else:
+                self._head_bytes = 0
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self._head_bytes = 0
+            self._arm_head_timer()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._cancel_head_timer()
+            super().connection_lost(exc)
+
+        def _waiting_for_head(self) -> bool:
+            return self.cycle is None or self.cycle.response_complete
+
+        def _arm_head_timer(self) -> None:
+            self._cancel_head_timer()
+            self._head_timer = self.loop.call_later(head_timeout_seconds, self._head_timeout)
+
+        def _cancel_head_timer(self) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+                self._head_timer = None
+
+        def _head_timeout(self) -> None:
+            self._head_timer = None
+            if self._waiting_for_head() and not self.transport.is_closing():
+                logger.info("closing a connection that sent no complete request head within %.1f s", head_timeout_seconds)
+                self.transport.close()
+
+    GuardedProtocol.__name__ = GuardedProtocol.__qualname__ = f"Guarded{base.__name__}"
+    return GuardedProtocol
