@@ -93,6 +93,17 @@ def _fingerprint(folder: Path) -> tuple:
         return ()
 
 
+def _check_inside(folder: Path, base_path: Path) -> None:
+    """Refuse a version folder that is (or sits behind) a symbolic link leading out of the base
+    path: whoever can write a link into BASE must not make the server load files from elsewhere."""
+    real_base, real_folder = Path(base_path).resolve(), Path(folder).resolve()
+    if not real_folder.is_relative_to(real_base):
+        raise ExportError(
+            f"version folder {folder} resolves to {real_folder}, outside the model base path {real_base}; "
+            "symbolic links that leave the base path are refused: copy the version folder into the base path"
+        )
+
+
 def _error_code(error: BaseException) -> str:
     """TF Serving's canonical error code for a failed load."""
     if isinstance(error, FileNotFoundError) or (isinstance(error, ExportError) and "does not exist" in str(error)):
@@ -218,6 +229,7 @@ class ModelManager:
         versions[version] = _Version(VersionStatus(version, VersionState.LOADING))
         logger.info("model %s: loading version %d from %s", name, version, folder)
         try:
+            _check_inside(folder, self.configs[name].base_path)
             model = await asyncio.to_thread(self._loader, folder)
             servable = Servable(name, model, self.batching, on_batch=self._batch_hook(name))
             await servable.start()
