@@ -12,36 +12,6 @@ from bertserve.errors import RunFolderError
 from bertserve.evaluate import evaluate_run
 from bertserve.train import length_grouped_batches, train
 
-POSITIVE = ["很好", "非常好", "房间干净，服务很好", "喜欢", "推荐，很棒", "物超所值", "性价比高，好评", "满意"]
-NEGATIVE = ["太差了", "很差", "失望", "房间脏，服务差", "不推荐", "垃圾", "差评，再也不来", "退货"]
-
-
-@pytest.fixture(scope="module")
-def tiny_pretrained(tmp_path_factory, chinese_vocab):
-    """A Hugging Face folder with a tiny random BertModel (2 layers, hidden 32) and the real vocab."""
-    import shutil
-
-    import torch
-    from transformers import BertConfig, BertModel
-
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("tiny_pretrained")
-    config = BertConfig(vocab_size=21128, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=64)
-    BertModel(config).save_pretrained(str(folder))
-    shutil.copy(chinese_vocab, folder / "vocab.txt")
-    return folder
-
-
-@pytest.fixture(scope="module")
-def small_data(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("data")
-    rng = random.Random(0)
-    for split, repeats in (("train", 3), ("dev", 1), ("test", 1)):
-        rows = [(1, text) for text in POSITIVE] * repeats + [(0, text) for text in NEGATIVE] * repeats
-        rng.shuffle(rows)
-        (folder / f"{split}.tsv").write_text("label\ttext_a\n" + "".join(f"{l}\t{t}\n" for l, t in rows), encoding="utf-8")
-    return folder
 
 
 @pytest.fixture(scope="module")

@@ -44,6 +44,7 @@ class TrainConfig:
     precision: str = "auto"  # auto (bf16 where the hardware has it) | bf16 | fp32
     threads: int | None = None  # torch intra-op threads; default: all cores
     eval_batch_size: int = 64
+    checkpoint_every_steps: int = 100  # save a resumable checkpoint this often (and after each epoch); 0: never
 
     def __post_init__(self) -> None:
         checks = [

