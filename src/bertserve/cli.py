@@ -48,12 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default="INFO", help="logging level (default: INFO)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        try:
-            module = _command_module(name)
-        except ModuleNotFoundError as error:  # TEMPORARY while commands are being written in parallel
-            if error.name != f"bertserve.commands.{name}":
-                raise
-            continue
+        module = _command_module(name)
         sub = subparsers.add_parser(
             name,
             help=module.HELP,
