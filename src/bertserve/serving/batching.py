@@ -155,12 +155,7 @@ class Batcher:
         count = len(input_ids)
         if count == 0:
             raise RequestError("No instances to predict", 400)
-        if self._queued_rows + count > self.options.max_queued_rows:
-            raise RequestError(
-                f"The batch queue of model {self.model_name} is full ({self._queued_rows} rows waiting, "
-                f"limit {self.options.max_queued_rows}); retry later or raise --max_enqueued_batches",
-                503,
-            )
+        self.check_room(count)
         loop = asyncio.get_running_loop()
         request = _Request(loop.create_future(), deadline, [None] * count, count)
         for index, ids in enumerate(input_ids):
@@ -181,6 +176,16 @@ class Batcher:
             if not request.future.done():
                 # The caller gave up (deadline or disconnect): its queued rows are skipped.
                 request.future.cancel()
+
+    def check_room(self, count: int) -> None:
+        """503 at once when `count` more rows would overflow the queue. `submit` checks this too;
+        callers check it first so that a request about to be shed costs no tokenization."""
+        if self._queued_rows + count > self.options.max_queued_rows:
+            raise RequestError(
+                f"The batch queue of model {self.model_name} is full ({self._queued_rows} rows waiting, "
+                f"limit {self.options.max_queued_rows}); retry later or raise --max_enqueued_batches",
+                503,
+            )
 
     # ---- the batching loop -------------------------------------------------------------------
 
