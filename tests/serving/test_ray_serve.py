@@ -14,8 +14,6 @@ from collections import Counter
 import httpx
 import pytest
 
-from bertserve.cli import main
-
 ray = pytest.importorskip("ray", reason="Ray is not installed; pip install 'bertserve[ray]'")
 serve = pytest.importorskip("ray.serve")
 
@@ -130,10 +128,3 @@ def test_autoscaling_options_become_ray_serves_config():
 def test_bad_ray_options_are_config_errors(kwargs, message):
     with pytest.raises(ConfigError, match=message.replace("+", r"\+")):
         RayOptions(**kwargs)
-
-
-def test_cli_bad_option_is_a_one_line_error(tmp_path, capsys):
-    code = main(["ray", "--model_name", "m", "--model_base_path", str(tmp_path), "--replicas", "0"])
-    error = capsys.readouterr().err
-    assert code == 2
-    assert error == "bertserve: error: --replicas must be at least 1, got 0\n"

@@ -107,13 +107,15 @@ def run(args: argparse.Namespace) -> int:
             logger.warning("%g CPUs reserved for replicas on %d cores: replicas will share cores", needed, cpus)
         init["num_cpus"] = max(cpus, int(needed + 0.999))
     ray.init(**init)
+    # After ray.init, whose crash handler would otherwise take SIGTERM and kill the process
+    # mid-request; before serve.run, so a SIGTERM during start-up still shuts down cleanly.
     stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
     try:
         serve.start(http_options={"host": args.host, "port": args.rest_api_port})
         serve.run(application(configs, options, batching, app_options), name="bertserve", route_prefix="/")
-        logger.info("Ray Serve: %s on http://%s:%d", _describe(options), args.host, args.rest_api_port)
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: stop.set())
+        logger.warning("Ray Serve: %s on http://%s:%d", _describe(options), args.host, args.rest_api_port)
         stop.wait()
         logger.info("shutting down Ray Serve (grace %.1f s)", options.graceful_shutdown_seconds)
         serve.shutdown()

@@ -159,11 +159,13 @@ class ReplicaServer:
         deadline = time.monotonic() + self.options.startup_timeout_seconds
         while not self.manager.ready():
             if time.monotonic() > deadline:
-                problems = [
-                    f"{name}: " + "; ".join(f"{s.version} {s.state.value} {s.error_message}".strip()
-                                           for s in self._statuses(name)) or f"{name}: no version folders found"
-                    for name in self.manager.model_names()
-                ]
+                problems = []
+                for name in self.manager.model_names():
+                    states = "; ".join(
+                        f"{status.version} {status.state.value} {status.error_message}".strip()
+                        for status in self._statuses(name)
+                    )
+                    problems.append(f"{name}: {states or 'no version folders found'}")
                 raise ConfigError(
                     f"models not AVAILABLE within {self.options.startup_timeout_seconds:g} s ({'; '.join(problems)}); "
                     "check --model_base_path on every Ray node"
