@@ -10,7 +10,7 @@ Two generators, both against one in-process uvicorn server on 127.0.0.1 serving 
 
 Every answer must be < 500; every 4xx must be JSON `{"error": "<non-empty text>"}`; afterwards the
 server still answers a real prediction. CI runs a small count; the full >= 10,000-request run is
-`scripts/reliability/fuzz.sh` (it sets BERTSERVE_FUZZ_EXAMPLES).
+`scripts/reliability/fuzz.sh` (it sets BERTSERVE_FUZZ_EXAMPLES and BERTSERVE_FUZZ_SCHEMA_EXAMPLES).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from inprocess_server import InProcessServer
 # Examples per generator; CI keeps the suite fast (~1,200 requests in ~25 s on 2 busy cores),
 # the reliability script raises it. Schemathesis generates ~4x slower than the raw generator.
 EXAMPLES = int(os.environ.get("BERTSERVE_FUZZ_EXAMPLES", "1000"))
-SCHEMA_EXAMPLES = int(os.environ.get("BERTSERVE_FUZZ_EXAMPLES", "200"))
+SCHEMA_EXAMPLES = int(os.environ.get("BERTSERVE_FUZZ_SCHEMA_EXAMPLES", "200"))
 SETTINGS = settings(
     max_examples=EXAMPLES,
     deadline=None,
