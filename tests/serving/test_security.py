@@ -125,3 +125,13 @@ def test_openapi_documents_no_route_that_changes_state(server):
     for path, operations in paths.items():
         for method in operations:
             assert method == "get" or path.endswith((":predict", ":classify", ":regress")), (method, path)
+
+
+def test_cors_is_off_by_default(server):
+    preflight = httpx.options(
+        f"{server.url}/v1/models/tiny:predict",
+        headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
+    )
+    simple = httpx.post(f"{server.url}/v1/models/tiny:predict", json={"instances": ["x"]}, headers={"Origin": "https://evil.example"})
+    for response in (preflight, simple):
+        assert "access-control-allow-origin" not in response.headers
