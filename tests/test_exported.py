@@ -126,3 +126,20 @@ def test_bad_folders(tmp_path, copy):
     (copy / "manifest.json").unlink()
     with pytest.raises(ExportError, match="no manifest.json; is this a folder written by `bertserve export`"):
         ExportedModel.load(copy)
+
+
+def test_openvino_weights_allowed_only_as_model_bin_beside_model_xml(copy):
+    from bertserve.manifest import list_files
+
+    (copy / "model.bin").write_bytes(b"\x00" * 8)
+    with pytest.raises(ExportError, match="refusing model.bin: only .* files may be in an export"):
+        list_files(copy)
+    (copy / "model.xml").write_text("<net/>", encoding="utf-8")
+    assert {"model.xml", "model.bin"} <= set(list_files(copy))
+    (copy / "tokenizer" / "model.bin").write_bytes(b"\x00")
+    with pytest.raises(ExportError, match="refusing tokenizer/model.bin"):
+        list_files(copy)
+    (copy / "tokenizer" / "model.bin").unlink()
+    (copy / "weights.bin").write_bytes(b"\x00")
+    with pytest.raises(ExportError, match="refusing weights.bin"):
+        list_files(copy)

@@ -9,7 +9,7 @@ import onnxruntime
 import pytest
 
 from bertserve.errors import ExportError
-from bertserve.runtime import CPU_PROVIDER, OnnxRuntimeEngine, providers_for
+from bertserve.runtime import CPU_PROVIDER, OnnxRuntimeEngine, OpenVinoEngine, create_engine, providers_for
 
 
 @pytest.fixture(scope="module")
@@ -68,3 +68,66 @@ def test_providers_for_devices():
         assert cuda == [CPU_PROVIDER]
     with pytest.raises(ExportError, match="unknown device 'tpu'"):
         providers_for("tpu")
+
+
+# ---- OpenVINO engine and create_engine ---------------------------------------------------------
+
+
+def test_openvino_engine_runs_onnx_and_matches_onnxruntime(engine, tiny_export, chinese_tokenizer):
+    inputs = chinese_tokenizer.encode(["很好", "太差了，不推荐"]).as_dict()
+    openvino = OpenVinoEngine(tiny_export / "model.onnx", threads=1)
+    assert openvino.input_names == ("input_ids", "attention_mask", "token_type_ids")
+    assert openvino.config == {"INFERENCE_NUM_THREADS": 1, "PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
+    logits = openvino.run(inputs)
+    assert logits.dtype == np.float32 and logits.shape == (2, 2)
+    np.testing.assert_allclose(logits, engine.run(inputs), atol=1e-4)
+    assert openvino.run({name: value.astype(np.int32) for name, value in inputs.items()}).shape == (2, 2)
+
+
+def test_openvino_engine_options_and_compile_cache(tiny_export, tmp_path):
+    cache = tmp_path / "cache"
+    openvino = OpenVinoEngine(
+        tiny_export / "model.onnx", threads=2, performance_hint="THROUGHPUT", num_streams=2, cache_dir=cache
+    )
+    assert str(openvino.compiled.get_property("PERFORMANCE_HINT")) == "THROUGHPUT"
+    assert int(openvino.compiled.get_property("NUM_STREAMS")) == 2
+    assert int(openvino.compiled.get_property("INFERENCE_NUM_THREADS")) == 2
+    assert any(cache.iterdir())  # the compiled blob is cached for the next start
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"threads": 0}, "threads must be a positive integer"),
+        ({"performance_hint": "FAST"}, r"performance hint must be one of \['LATENCY', 'THROUGHPUT'\]"),
+        ({"inference_precision": "fp16"}, r"inference precision must be one of \['fp32', 'bf16'\]"),
+        ({"num_streams": 0}, "num_streams must be a positive integer"),
+    ],
+)
+def test_openvino_engine_bad_options(tiny_export, options, message):
+    with pytest.raises(ExportError, match=message):
+        OpenVinoEngine(tiny_export / "model.onnx", **options)
+
+
+def test_openvino_engine_bad_models(tmp_path):
+    with pytest.raises(ExportError, match="OpenVINO model not found"):
+        OpenVinoEngine(tmp_path / "model.xml")
+    (tmp_path / "model.xml").write_text("<net/>", encoding="utf-8")
+    with pytest.raises(ExportError, match="its weights file model.bin is missing"):
+        OpenVinoEngine(tmp_path / "model.xml")
+    (tmp_path / "model.bin").write_bytes(b"")
+    with pytest.raises(ExportError, match="OpenVINO cannot load this model"):
+        OpenVinoEngine(tmp_path / "model.xml")
+
+
+def test_create_engine_picks_by_files_and_name(tiny_export, tmp_path):
+    assert isinstance(create_engine(tiny_export, threads=1), OnnxRuntimeEngine)
+    assert isinstance(create_engine(tiny_export, "onnxruntime", threads=1), OnnxRuntimeEngine)
+    chosen = create_engine(tiny_export, "openvino", threads=1)
+    assert isinstance(chosen, OpenVinoEngine) and chosen.path.name == "model.onnx"
+    assert chosen.inference_precision == "fp32"  # an ONNX export records fp32
+    assert create_engine(tiny_export, "openvino", threads=1, inference_precision="bf16").inference_precision == "bf16"
+    with pytest.raises(ExportError, match=r"engine must be one of \['auto', 'onnxruntime', 'openvino'\]"):
+        create_engine(tiny_export, "tensorrt")
+    with pytest.raises(ExportError, match="neither model.onnx nor model.xml found"):
+        create_engine(tmp_path)

@@ -11,6 +11,12 @@ Every file in the folder except `manifest.json` itself is listed, with `/`-separ
 relative to the folder. Only the suffixes in `ALLOWED_SUFFIXES` may appear at all: an export
 holds graphs, JSON and text, never pickles or other loadable code, so a stray `.bin`/`.pkl` is
 refused even when verification is off.
+
+One exception, by exact name: an OpenVINO export's IR is `model.xml` (the graph) plus `model.bin`
+(its weights: raw tensor bytes that the XML addresses by offset and size; OpenVINO never
+unpickles or executes it). So `model.xml` is allowed at the top of the folder, and `model.bin`
+only there and only beside `model.xml`; any other `.bin` (e.g. `pytorch_model.bin`, a pickle)
+is still refused.
 """
 
 from __future__ import annotations
@@ -25,6 +31,14 @@ from bertserve.files import read_json, sha256_of, write_json_atomic
 MANIFEST_FILE = "manifest.json"
 MANIFEST_FORMAT = 1
 ALLOWED_SUFFIXES = frozenset({".onnx", ".json", ".txt", ".md"})
+OPENVINO_GRAPH = "model.xml"
+OPENVINO_WEIGHTS = "model.bin"
+
+
+def allowed(folder: Path, relative: str) -> bool:
+    if Path(relative).suffix.lower() in ALLOWED_SUFFIXES or relative == OPENVINO_GRAPH:
+        return True
+    return relative == OPENVINO_WEIGHTS and (Path(folder) / OPENVINO_GRAPH).is_file()
 
 
 def list_files(folder: Path) -> list[str]:
@@ -38,9 +52,10 @@ def list_files(folder: Path) -> list[str]:
             raise ExportError(f"{folder}: {relative} is a symbolic link; an export folder must hold plain files only")
         if path.is_dir():
             continue
-        if path.suffix.lower() not in ALLOWED_SUFFIXES:
+        if not allowed(folder, relative):
             raise ExportError(
-                f"{folder}: refusing {relative}: only {sorted(ALLOWED_SUFFIXES)} files may be in an export "
+                f"{folder}: refusing {relative}: only {sorted(ALLOWED_SUFFIXES)} and OpenVINO's "
+                f"{OPENVINO_GRAPH}/{OPENVINO_WEIGHTS} files may be in an export "
                 "(no pickles or other executable formats); remove it or re-export"
             )
         relative_paths.append(relative)

@@ -2,11 +2,19 @@
 
 An `Engine` takes the model inputs as int64 numpy arrays keyed by name (`input_ids`,
 `attention_mask`, `token_type_ids`, each (batch, sequence)) and returns float32 logits
-(batch, num_labels). `OnnxRuntimeEngine` is the default; other engines (OpenVINO, ...) sit
-beside it with the same two members so `ExportedModel` and the server never care which runs.
+(batch, num_labels). Two engines sit behind that interface, so `ExportedModel` and the server
+never care which one runs:
 
-    from bertserve.runtime import OnnxRuntimeEngine
-    engine = OnnxRuntimeEngine("models/chnsenticorp/1569141360/model.onnx", threads=2)
+- `OnnxRuntimeEngine` runs `model.onnx` (fp32 or dynamic int8; CPU, or CUDA where onnxruntime
+  has the CUDA provider - untested here, no GPU in CI).
+- `OpenVinoEngine` runs OpenVINO IR `model.xml` + `model.bin` (fp32, bf16 inference precision,
+  or NNCF static int8), or a plain `model.onnx`. On our 2-core CPUs it is the fastest path (see
+  docs/benchmarks.md, section "Engines").
+
+`create_engine(version_dir)` picks by the files an export holds (`engine="auto"`) or by name:
+
+    from bertserve.runtime import create_engine
+    engine = create_engine("models/chnsenticorp/1569141360", threads=2)
     logits = engine.run(encoded.as_dict())
 
 This module never imports torch: the serving process stays torch-free.
@@ -14,10 +22,12 @@ This module never imports torch: the serving process stays torch-free.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import threading
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Any, Protocol, Sequence
 
 import numpy as np
 
@@ -27,6 +37,16 @@ logger = logging.getLogger(__name__)
 
 CPU_PROVIDER = "CPUExecutionProvider"
 CUDA_PROVIDER = "CUDAExecutionProvider"
+
+ONNX_MODEL_FILE = "model.onnx"
+# OpenVINO IR: the graph (XML) and its raw weights. model.bin is a flat array of tensor bytes that
+# model.xml indexes by offset, not a pickle; manifest.py allows it only beside model.xml.
+OPENVINO_MODEL_FILE = "model.xml"
+OPENVINO_WEIGHTS_FILE = "model.bin"
+ENGINE_CHOICES = ("auto", "onnxruntime", "openvino")
+PERFORMANCE_HINTS = ("LATENCY", "THROUGHPUT")
+# Our names for OpenVINO's INFERENCE_PRECISION_HINT values.
+INFERENCE_PRECISIONS = {"fp32": "f32", "bf16": "bf16"}
 
 
 class Engine(Protocol):
@@ -100,3 +120,138 @@ class OnnxRuntimeEngine:
         feed = {name: np.ascontiguousarray(inputs[name], dtype=np.int64) for name in self.input_names}
         (logits,) = self.session.run(self.output_names[:1], feed)
         return np.asarray(logits, dtype=np.float32)
+
+
+class OpenVinoEngine:
+    """Runs OpenVINO IR (`model.xml` beside `model.bin`) or an ONNX file with OpenVINO on the CPU.
+
+    - `threads`: INFERENCE_NUM_THREADS (default: every core).
+    - `performance_hint`: "LATENCY" (default: one stream, every thread on one request: the
+      batch-1 serving case) or "THROUGHPUT" (several streams run requests side by side).
+    - `num_streams`: overrides the hint's stream count.
+    - `inference_precision`: "fp32" or "bf16". Default fp32, stated explicitly because OpenVINO
+      silently picks bf16 on CPUs that have it (AVX512-BF16/AMX); bf16 exports ask for "bf16".
+      Int8 layers of an NNCF-quantised model run in int8 either way; this sets the rest.
+    - `cache_dir`: OpenVINO's compile cache (CACHE_DIR), so a restart skips graph compilation.
+      Never inside a version folder: the manifest would refuse the cache files.
+
+    One infer request per calling thread, because a request is not thread-safe and the server
+    may run several batches at once (`--num_batch_threads`)."""
+
+    def __init__(
+        self,
+        path: Path | str,
+        threads: int | None = None,
+        performance_hint: str = "LATENCY",
+        inference_precision: str = "fp32",
+        num_streams: int | None = None,
+        cache_dir: Path | str | None = None,
+    ):
+        import openvino
+
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise ExportError(f"{self.path}: OpenVINO model not found")
+        if self.path.suffix == ".xml" and not self.path.with_suffix(".bin").is_file():
+            raise ExportError(f"{self.path}: its weights file {self.path.with_suffix('.bin').name} is missing; re-export")
+        if threads is not None and threads < 1:
+            raise ExportError(f"threads must be a positive integer, got {threads}")
+        if performance_hint not in PERFORMANCE_HINTS:
+            raise ExportError(f"performance hint must be one of {list(PERFORMANCE_HINTS)}, got {performance_hint!r}")
+        if inference_precision not in INFERENCE_PRECISIONS:
+            raise ExportError(
+                f"inference precision must be one of {list(INFERENCE_PRECISIONS)}, got {inference_precision!r}"
+            )
+        if num_streams is not None and num_streams < 1:
+            raise ExportError(f"num_streams must be a positive integer, got {num_streams}")
+        self.config: dict[str, Any] = {
+            "INFERENCE_NUM_THREADS": threads or os.cpu_count() or 1,
+            "PERFORMANCE_HINT": performance_hint,
+            "INFERENCE_PRECISION_HINT": INFERENCE_PRECISIONS[inference_precision],
+        }
+        if num_streams is not None:
+            self.config["NUM_STREAMS"] = num_streams
+        if cache_dir is not None:
+            self.config["CACHE_DIR"] = str(cache_dir)
+        self.inference_precision = inference_precision
+        core = openvino.Core()
+        try:
+            self.compiled = core.compile_model(str(self.path), "CPU", self.config)
+        except Exception as error:  # OpenVINO raises RuntimeError with its own text for any bad graph
+            first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise ExportError(f"{self.path}: OpenVINO cannot load this model: {first_line}") from error
+        self.input_names: tuple[str, ...] = tuple(port.get_any_name() for port in self.compiled.inputs)
+        self.output_names: tuple[str, ...] = tuple(port.get_any_name() for port in self.compiled.outputs)
+        self._requests = threading.local()
+
+    def run(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        missing = [name for name in self.input_names if name not in inputs]
+        if missing:
+            raise ExportError(f"{self.path}: missing model inputs {missing}; the graph needs {list(self.input_names)}")
+        request = getattr(self._requests, "request", None)
+        if request is None:
+            request = self._requests.request = self.compiled.create_infer_request()
+        feed = {name: np.ascontiguousarray(inputs[name], dtype=np.int64) for name in self.input_names}
+        request.infer(feed)
+        # Copy: the output tensor's memory belongs to the request and is reused by the next call.
+        return np.array(request.get_output_tensor(0).data, dtype=np.float32, copy=True)
+
+
+def export_engine_settings(version_dir: Path) -> dict[str, Any]:
+    """The `engine` block an export recorded in export_config.json (format, precision), or {}."""
+    path = Path(version_dir) / "export_config.json"
+    try:
+        settings = json.loads(path.read_text(encoding="utf-8")).get("engine", {}) if path.is_file() else {}
+    except (OSError, ValueError, AttributeError):
+        return {}  # ExportedModel reports an unreadable export_config.json itself
+    return settings if isinstance(settings, dict) else {}
+
+
+def create_engine(
+    version_dir: Path | str,
+    engine: str = "auto",
+    *,
+    threads: int | None = None,
+    device: str = "cpu",
+    performance_hint: str = "LATENCY",
+    inference_precision: str | None = None,
+    num_streams: int | None = None,
+    cache_dir: Path | str | None = None,
+) -> Engine:
+    """The engine for an export version folder.
+
+    `engine="auto"` follows the files: `model.xml` -> OpenVINO, `model.onnx` -> ONNX Runtime.
+    "openvino" also runs a `model.onnx` (OpenVINO reads ONNX; the fused graph's ONNX Runtime
+    contrib ops may not load, export with --no-optimize then). `inference_precision=None` uses
+    what the export recorded (a bf16 export says "bf16"), else fp32. `device="cuda"` needs ONNX
+    Runtime with its CUDA provider."""
+    version_dir = Path(version_dir)
+    if engine not in ENGINE_CHOICES:
+        raise ExportError(f"engine must be one of {list(ENGINE_CHOICES)}, got {engine!r}")
+    onnx_file, openvino_file = version_dir / ONNX_MODEL_FILE, version_dir / OPENVINO_MODEL_FILE
+    if engine == "auto":
+        if openvino_file.is_file():
+            engine = "openvino"
+        elif onnx_file.is_file():
+            engine = "onnxruntime"
+        else:
+            raise ExportError(f"{version_dir}: neither {ONNX_MODEL_FILE} nor {OPENVINO_MODEL_FILE} found; re-export the model")
+    if engine == "onnxruntime":
+        if not onnx_file.is_file():
+            raise ExportError(
+                f"{version_dir}: no {ONNX_MODEL_FILE} for ONNX Runtime (this export holds OpenVINO IR); "
+                "use engine 'openvino' or re-export with --format onnx"
+            )
+        return OnnxRuntimeEngine(onnx_file, threads=threads, providers=providers_for(device))
+    if device.lower() != "cpu":
+        raise ExportError(f"the OpenVINO engine runs on the CPU only; for device {device!r} export with --format onnx")
+    if inference_precision is None:
+        inference_precision = str(export_engine_settings(version_dir).get("inference_precision", "fp32"))
+    return OpenVinoEngine(
+        openvino_file if openvino_file.is_file() else onnx_file,
+        threads=threads,
+        performance_hint=performance_hint,
+        inference_precision=inference_precision,
+        num_streams=num_streams,
+        cache_dir=cache_dir,
+    )
