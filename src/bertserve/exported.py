@@ -5,6 +5,8 @@ A version folder is what `bertserve export` writes (see `bertserve.export`):
     BASE/1569141360/
       model.onnx  tokenizer/  labels.json  signature.json  model_card.md  export_config.json  manifest.json
 
+or, for `--format openvino`, `model.xml` + `model.bin` (OpenVINO IR) in place of `model.onnx`.
+
 Use:
 
     from bertserve.exported import ExportedModel
@@ -13,7 +15,10 @@ Use:
     model.labels                                    # ["negative", "positive"]
 
 Loading verifies the manifest checksums (`verify=False` skips them, e.g. for a quick reload of a
-folder already verified) and always refuses any file that is not `.onnx/.json/.txt/.md`.
+folder already verified) and always refuses any file that is not `.onnx/.json/.txt/.md` (or
+OpenVINO's `model.xml` with `model.bin`). The engine follows the files (`engine="auto"`, see
+`bertserve.runtime.create_engine`); with OpenVINO, batches are padded to length buckets
+(`bertserve.buckets`) because OpenVINO is slow to switch between input shapes.
 Every problem raises `bertserve.errors.ExportError`; a bad batch given to `predict_encoded`
 (over-long, ids outside the vocabulary) raises `RequestError` (HTTP 400).
 
@@ -24,14 +29,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Literal, Sequence
 
 import numpy as np
 
 from bertserve.errors import BertServeError, ExportError, RequestError
 from bertserve.files import read_json
 from bertserve.manifest import verify_folder
-from bertserve.runtime import Engine, OnnxRuntimeEngine, providers_for
+from bertserve.buckets import DEFAULT_BUCKETS, check_buckets, pad_to_bucket
+from bertserve.runtime import Engine, OpenVinoEngine, create_engine
 from bertserve.signature import SIGNATURE_FILE, check_signature
 from bertserve.tokenizer import BertTokenizer, Encoded
 
@@ -67,11 +73,25 @@ class ExportedModel:
     max_seq_length: int
     engine: Engine
     export_config: dict[str, Any] = field(default_factory=dict)
+    buckets: tuple[int, ...] = ()  # pad batches to these lengths before the engine; () = off
 
     @classmethod
     def load(
-        cls, path: Path | str, *, verify: bool = True, threads: int | None = None, device: str = "cpu"
+        cls,
+        path: Path | str,
+        *,
+        verify: bool = True,
+        threads: int | None = None,
+        device: str = "cpu",
+        engine: str = "auto",
+        buckets: Sequence[int] | Literal["auto"] = "auto",
+        **engine_options: Any,
     ) -> "ExportedModel":
+        """Load and check a version folder. `engine`: "auto" (by the files), "onnxruntime" or
+        "openvino"; `buckets`: "auto" = `DEFAULT_BUCKETS` for OpenVINO and none for ONNX Runtime
+        (which handles changing shapes cheaply), or explicit lengths, `()` for none;
+        `engine_options`: passed to `create_engine` (performance_hint, inference_precision,
+        num_streams, cache_dir)."""
         path = Path(path)
         if not path.is_dir():
             raise ExportError(f"export version folder {path} does not exist")
@@ -93,10 +113,12 @@ class ExportedModel:
             raise ExportError(f"{path}: {error}") from error
         if labels != signature["labels"]:
             raise ExportError(f"{path}: {LABELS_FILE} {labels} disagrees with {SIGNATURE_FILE} {signature['labels']}")
-        engine = OnnxRuntimeEngine(path / MODEL_FILE, threads=threads, providers=providers_for(device))
-        missing = [name for name in engine.input_names if name not in signature["inputs"]]
+        runner = create_engine(path, engine, threads=threads, device=device, **engine_options)
+        missing = [name for name in runner.input_names if name not in signature["inputs"]]
         if missing:
-            raise ExportError(f"{path}: {MODEL_FILE} has inputs {missing} that {SIGNATURE_FILE} does not describe")
+            raise ExportError(f"{path}: the model has inputs {missing} that {SIGNATURE_FILE} does not describe")
+        if buckets == "auto":
+            buckets = DEFAULT_BUCKETS if isinstance(runner, OpenVinoEngine) else ()
         return cls(
             path=path,
             version=version,
@@ -104,8 +126,9 @@ class ExportedModel:
             tokenizer=tokenizer,
             signature=signature,
             max_seq_length=int(signature["max_seq_length"]),
-            engine=engine,
+            engine=runner,
             export_config=export_config,
+            buckets=check_buckets(buckets),
         )
 
     @property
@@ -129,6 +152,8 @@ class ExportedModel:
         for name, value in encoded.as_dict().items():
             if np.shape(value) != input_ids.shape:
                 raise RequestError(f"{name} has shape {list(np.shape(value))}, expected {list(input_ids.shape)}")
+        if self.buckets:
+            encoded = pad_to_bucket(encoded, self.buckets, self.max_seq_length, self.tokenizer.pad_id)
         inputs = {name: value for name, value in encoded.as_dict().items() if name in self.engine.input_names}
         return softmax(self.engine.run(inputs))
 

@@ -1,0 +1,54 @@
+"""Length buckets: the lengths chosen, the padding added, and unchanged probabilities."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bertserve.buckets import DEFAULT_BUCKETS, bucket_length, check_buckets, pad_to_bucket
+from bertserve.errors import ExportError
+from bertserve.exported import ExportedModel
+
+
+@pytest.mark.parametrize(
+    ("length", "expected"), [(1, 16), (16, 16), (17, 32), (33, 48), (65, 96), (97, 128), (128, 128), (129, 150)]
+)
+def test_bucket_length_rounds_up_and_stops_at_the_model_limit(length, expected):
+    assert bucket_length(length, DEFAULT_BUCKETS, max_length=150) == expected
+
+
+def test_length_past_every_bucket_is_kept():
+    assert bucket_length(600, (16, 32), max_length=1024) == 600
+
+
+def test_pad_to_bucket_adds_masked_padding(chinese_tokenizer):
+    encoded = chinese_tokenizer.encode(["很好", "太差了"])  # length 5
+    padded = pad_to_bucket(encoded, (8, 16), max_length=128, pad_id=chinese_tokenizer.pad_id)
+    assert padded.input_ids.shape == padded.attention_mask.shape == padded.token_type_ids.shape == (2, 8)
+    assert padded.input_ids.dtype == np.int64
+    np.testing.assert_array_equal(padded.input_ids[:, :5], encoded.input_ids)
+    assert (padded.input_ids[:, 5:] == chinese_tokenizer.pad_id).all()
+    assert (padded.attention_mask[:, 5:] == 0).all() and (padded.token_type_ids[:, 5:] == 0).all()
+    assert pad_to_bucket(padded, (8, 16), 128, 0) is padded  # already a bucket length: untouched
+
+
+def test_bad_buckets_are_refused():
+    assert check_buckets([64, 16, 16]) == (16, 64)
+    with pytest.raises(ExportError, match="bucket lengths must be positive integers"):
+        check_buckets([16, 0])
+
+
+@pytest.mark.parametrize("engine", ["onnxruntime", "openvino"])
+def test_bucketing_gives_the_same_probabilities(tiny_export, engine):
+    texts = ["很好", "太差了，不推荐", "房间干净，服务热情，下次还来！", "一般" * 30]
+    plain = ExportedModel.load(tiny_export, threads=1, engine=engine, buckets=())
+    bucketed = ExportedModel.load(tiny_export, threads=1, engine=engine, buckets=(16, 64, 128))
+    assert bucketed.buckets == (16, 64, 128) and plain.buckets == ()
+    for text in texts:
+        np.testing.assert_allclose(bucketed.predict_texts([text]), plain.predict_texts([text]), atol=1e-6)
+    np.testing.assert_allclose(bucketed.predict_texts(texts), plain.predict_texts(texts), atol=1e-6)
+
+
+def test_auto_buckets_only_for_openvino(tiny_export):
+    assert ExportedModel.load(tiny_export, threads=1).buckets == ()
+    assert ExportedModel.load(tiny_export, threads=1, engine="openvino").buckets == DEFAULT_BUCKETS
