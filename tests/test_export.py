@@ -93,7 +93,12 @@ def test_signature_and_graph_agree(tiny_export):
 
 def test_export_config_and_model_card(tiny_export, tiny_run):
     config = json.loads((tiny_export / "export_config.json").read_text(encoding="utf-8"))
-    assert config["settings"] == {"version": 1, "quantize": "none", "opset": 17, "force": False, "optimize": True}
+    assert config["settings"] == {
+        "version": 1, "quantize": "none", "opset": 17, "force": False, "optimize": True,
+        "format": "onnx", "calibration_data": None, "calibration_size": 300,
+    }
+    assert config["engine"] == {"format": "onnx", "inference_precision": "fp32"}
+    assert config["calibration_source"] is None
     assert config["source_run"] == str(tiny_run.resolve())
     assert config["optimized"] is True and config["fused_operators"]["Attention"] == 2
     assert config["parity_max_abs_diff"] <= 1e-4
@@ -130,7 +135,7 @@ def test_existing_version_is_refused_without_force(tiny_export, tmp_path):
 def test_missing_run_and_bad_settings(tmp_path):
     with pytest.raises(RunFolderError, match="does not exist"):
         export_run(tmp_path / "no-run", tmp_path / "base", ExportSettings(version=1))
-    with pytest.raises(ExportError, match=r"--quantize must be one of \['none', 'int8'\]"):
+    with pytest.raises(ExportError, match=r"--quantize must be one of \['none', 'int8', 'bf16'\]"):
         export_run(tmp_path / "no-run", tmp_path / "base", ExportSettings(quantize="fp16"))
     with pytest.raises(ExportError, match="--opset must be between 14 and 20, got 9"):
         export_run(tmp_path / "no-run", tmp_path / "base", ExportSettings(opset=9))
@@ -138,7 +143,7 @@ def test_missing_run_and_bad_settings(tmp_path):
 
 
 def test_failure_mid_export_leaves_nothing_behind(tiny_run, tmp_path, monkeypatch):
-    def half_written(run, folder, settings, inputs):
+    def half_written(run, folder, settings, inputs, *calibration):
         (folder / "model.onnx").write_bytes(b"half a model")
         raise OSError("No space left on device")
 

@@ -1,4 +1,4 @@
-"""Export a trained run folder to a servable, checksummed ONNX version folder.
+"""Export a trained run folder to a servable, checksummed ONNX or OpenVINO version folder.
 
     from bertserve.export import ExportSettings, export_run
     result = export_run("runs/chnsenticorp", "models/chnsenticorp", ExportSettings(quantize="int8"))
@@ -21,6 +21,13 @@ attention that ONNX Runtime's transformer optimizer cannot fuse) on the eager at
 GELU and skip+LayerNorm. Every graph is checked against the torch model on `PARITY_TEXTS`; a fused
 graph that disagrees falls back to the plain one. `quantize="int8"` applies dynamic quantisation
 with QInt8 weights (QUInt8 was 2.5-3x slower on our CPUs) to the fused graph.
+
+`format="openvino"` converts the plain graph to OpenVINO IR instead (`model.xml` + `model.bin`
+in place of `model.onnx`; see `bertserve.openvino_export`): fp32, bf16 inference, or NNCF static
+int8 calibrated on texts chosen by `bertserve.calibration` (the source goes in
+export_config.json). Parity bounds: fp32 `FP32_TOLERANCE`; bf16 and int8 `REDUCED_TOLERANCE`,
+a sanity bound against a broken graph - accuracy on dev data is the real check
+(benchmarks/engines.py).
 
 Everything is written into `BASE/.tmp-<version>-<random>/`, fsynced, then renamed to
 `BASE/<version>`, so a polling server never sees half a version (dot-folders are not versions).
@@ -49,14 +56,19 @@ from bertserve.errors import ExportError
 from bertserve.exported import EXPORT_CONFIG_FILE, LABELS_FILE, MODEL_CARD_FILE, MODEL_FILE, TOKENIZER_DIR, softmax
 from bertserve.files import write_json_atomic, write_text_atomic
 from bertserve.manifest import write_manifest
-from bertserve.runtime import OnnxRuntimeEngine
+from bertserve.runtime import OPENVINO_MODEL_FILE, OPENVINO_WEIGHTS_FILE, OnnxRuntimeEngine, OpenVinoEngine
 from bertserve.signature import INPUT_NAMES, OUTPUT_NAME, SIGNATURE_FILE, build_signature
 
 logger = logging.getLogger(__name__)
 
-QUANTIZE_CHOICES = ("none", "int8")
+QUANTIZE_CHOICES = ("none", "int8", "bf16")
+FORMAT_CHOICES = ("onnx", "openvino")
 # Largest |probability difference| allowed between the torch model and an fp32 graph.
 FP32_TOLERANCE = 1e-4
+# The same for OpenVINO bf16 and static int8: bf16 keeps ~3 significant digits and int8
+# activations are rounded to 1/255 of their calibrated range, so probabilities move by up to a
+# few hundredths; more than this means a broken graph, not rounding.
+REDUCED_TOLERANCE = 0.1
 # Varied lengths, punctuation, Latin, digits, emoji and [UNK]s: the batch that traces the graph and
 # checks parity. Padding inside the batch exercises the attention mask.
 PARITY_TEXTS = (
@@ -86,10 +98,13 @@ PARITY_TEXTS = (
 @dataclass(frozen=True)
 class ExportSettings:
     version: int | None = None  # None: the current Unix timestamp, like TF Serving's 1569141360
-    quantize: str = "none"  # "none" (fp32) or "int8" (dynamic quantisation, QInt8 weights)
+    quantize: str = "none"  # "none" (fp32); "int8": onnx dynamic (QInt8 weights), openvino static (NNCF); "bf16": openvino only
     opset: int = 17  # ONNX opset; 17 is the first with LayerNormalization and runs on every ORT >= 1.14
     force: bool = False  # replace an existing BASE/<version>
     optimize: bool = True  # fuse with ONNX Runtime's transformer optimizer (needs ORT contrib ops to run)
+    format: str = "onnx"  # "onnx" (model.onnx, ONNX Runtime) or "openvino" (model.xml + model.bin)
+    calibration_data: str | None = None  # static int8: texts file; None = the run's dev data, else parity texts
+    calibration_size: int = 300  # static int8: calibration texts used (NNCF's default subset size)
 
 
 @dataclass
@@ -103,10 +118,13 @@ class ExportResult:
     details: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> str:
-        kind = "int8" if self.details.get("quantize") == "int8" else "fp32"
-        fused = "fused" if self.optimized else "unfused"
+        kind = {"int8": "int8", "bf16": "bf16"}.get(self.details.get("quantize", "none"), "fp32")
+        if self.details.get("format") == "openvino":
+            files, how = f"{OPENVINO_MODEL_FILE}+{OPENVINO_WEIGHTS_FILE}", f"openvino {kind}"
+        else:
+            files, how = MODEL_FILE, f"{kind}, {'fused' if self.optimized else 'unfused'}"
         return (
-            f"exported {self.path} (model.onnx {self.model_bytes / 1e6:.2f} MB, {kind}, {fused}, "
+            f"exported {self.path} ({files} {self.model_bytes / 1e6:.2f} MB, {how}, "
             f"parity max |dp| {self.parity_max_abs_diff:.2e}) in {self.seconds:.1f} s"
         )
 
@@ -118,7 +136,7 @@ def library_versions() -> dict[str, str]:
     import torch
     import transformers
 
-    return {
+    versions = {
         "bertserve": __version__,
         "python": platform.python_version(),
         "torch": torch.__version__,
@@ -128,11 +146,26 @@ def library_versions() -> dict[str, str]:
         "tokenizers": tokenizers.__version__,
         "numpy": np.__version__,
     }
+    for optional in ("openvino", "nncf"):  # only needed for --format openvino
+        with contextlib.suppress(ImportError):
+            versions[optional] = __import__(optional).__version__
+    return versions
 
 
 def check_settings(settings: ExportSettings) -> None:
     if settings.quantize not in QUANTIZE_CHOICES:
         raise ExportError(f"--quantize must be one of {list(QUANTIZE_CHOICES)}, got {settings.quantize!r}")
+    if settings.format not in FORMAT_CHOICES:
+        raise ExportError(f"--format must be one of {list(FORMAT_CHOICES)}, got {settings.format!r}")
+    if settings.quantize == "bf16" and settings.format != "openvino":
+        raise ExportError("--quantize bf16 needs --format openvino (ONNX Runtime has no fast bf16 path on CPU)")
+    if settings.calibration_size < 1:
+        raise ExportError(f"--calibration-size must be a positive integer, got {settings.calibration_size}")
+    if settings.calibration_data is not None:
+        if (settings.format, settings.quantize) != ("openvino", "int8"):
+            raise ExportError("--calibration-data is only used by --format openvino --quantize int8 (static int8)")
+        if not Path(settings.calibration_data).is_file():
+            raise ExportError(f"--calibration-data {settings.calibration_data} does not exist")
     if settings.version is not None and settings.version <= 0:
         raise ExportError(f"--version must be a positive integer, got {settings.version}")
     if not 14 <= settings.opset <= 20:
@@ -229,8 +262,31 @@ def quantize_graph(source: Path, target: Path) -> None:
         )
 
 
-def build_model_graph(run: Any, folder: Path, settings: ExportSettings, inputs: dict[str, np.ndarray]) -> dict[str, Any]:
-    """Write `folder/model.onnx` and return facts about how it was made (fusion, parity)."""
+def build_openvino_graph(
+    plain: Path, folder: Path, settings: ExportSettings, calibration: list[dict[str, np.ndarray]],
+    inputs: dict[str, np.ndarray], expected: np.ndarray,
+) -> dict[str, Any]:
+    """Write `folder/model.xml` + `model.bin` from the plain ONNX graph; check parity as served."""
+    from bertserve.openvino_export import write_openvino_model
+
+    facts = write_openvino_model(plain, folder, settings.quantize, calibration)
+    engine = OpenVinoEngine(folder / OPENVINO_MODEL_FILE, inference_precision=facts["inference_precision"])
+    difference = float(np.abs(softmax(engine.run(inputs)) - expected).max())
+    tolerance = FP32_TOLERANCE if settings.quantize == "none" else REDUCED_TOLERANCE
+    if difference > tolerance:
+        raise ExportError(
+            f"the OpenVINO {settings.quantize} graph disagrees with the torch model (max |dp| {difference:.2e} > "
+            f"{tolerance:.0e}); try another --quantize or --calibration-data"
+        )
+    return {"optimized": True, "fused_operators": {}, "parity_max_abs_diff": difference, "parity_tolerance": tolerance,
+            "engine": {"format": "openvino", "inference_precision": facts.pop("inference_precision")}, **facts}
+
+
+def build_model_graph(
+    run: Any, folder: Path, settings: ExportSettings, inputs: dict[str, np.ndarray],
+    calibration: list[dict[str, np.ndarray]] | None = None,
+) -> dict[str, Any]:
+    """Write the model file(s) and return facts about how they were made (fusion, parity)."""
     model = run.model
     # The eager attention path is the one ONNX Runtime's optimizer recognises and fuses.
     model.set_attn_implementation("eager")
@@ -243,6 +299,10 @@ def build_model_graph(run: Any, folder: Path, settings: ExportSettings, inputs: 
     if plain_diff > FP32_TOLERANCE:
         raise ExportError(f"the exported graph disagrees with the torch model (max |dp| {plain_diff:.2e}); cannot export")
     facts: dict[str, Any] = {"plain_parity_max_abs_diff": plain_diff, "optimized": False, "fused_operators": {}}
+    if settings.format == "openvino":
+        facts |= build_openvino_graph(plain, folder, settings, calibration or [], inputs, expected)
+        shutil.rmtree(work)
+        return facts
     fp32 = plain
     if settings.optimize:
         fused = work / "fused.onnx"
@@ -263,6 +323,7 @@ def build_model_graph(run: Any, folder: Path, settings: ExportSettings, inputs: 
     else:
         shutil.copyfile(fp32, final)
     facts["parity_max_abs_diff"] = float(np.abs(onnx_probabilities(final, inputs) - expected).max())
+    facts["engine"] = {"format": "onnx", "inference_precision": "fp32"}
     shutil.rmtree(work)
     return facts
 
@@ -337,12 +398,22 @@ def export_run(run_dir: Path | str, base_path: Path | str, settings: ExportSetti
     temporary = Path(tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=base_path))
     try:
         inputs = tokenizer.encode(list(PARITY_TEXTS)).as_dict()
-        facts = build_model_graph(run, temporary, settings, inputs)
+        calibration, calibration_source = [], None
+        if settings.format == "openvino" and settings.quantize == "int8":
+            from bertserve.calibration import calibration_texts
+
+            texts, calibration_source = calibration_texts(
+                run_dir, settings.calibration_data, settings.calibration_size, PARITY_TEXTS
+            )
+            calibration = [tokenizer.encode([text]).as_dict() for text in texts]
+        facts = build_model_graph(run, temporary, settings, inputs, calibration)
+        facts["calibration_source"] = calibration_source
         tokenizer.save(temporary / TOKENIZER_DIR)
         write_json_atomic(temporary / LABELS_FILE, {"labels": list(labels)})
         signature = build_signature(labels, tokenizer.max_seq_length, tokenizer.lowercase, tokenizer.vocab_size)
         write_json_atomic(temporary / SIGNATURE_FILE, signature)
-        model_bytes = (temporary / MODEL_FILE).stat().st_size
+        model_files = [MODEL_FILE] if settings.format == "onnx" else [OPENVINO_MODEL_FILE, OPENVINO_WEIGHTS_FILE]
+        model_bytes = sum((temporary / name).stat().st_size for name in model_files)
         seconds = time.perf_counter() - started
         config = {
             "settings": asdict(settings) | {"version": version},
@@ -364,11 +435,13 @@ def export_run(run_dir: Path | str, base_path: Path | str, settings: ExportSetti
             {
                 "version": version,
                 "source run": run_dir.resolve(),
+                "format": settings.format,
                 "quantize": settings.quantize,
                 "opset": settings.opset,
-                "fused operators": facts["fused_operators"] or "none",
-                "parity max |p_torch - p_onnx|": f"{facts['parity_max_abs_diff']:.2e} on {len(PARITY_TEXTS)} texts",
-                "model.onnx bytes": model_bytes,
+                "fused operators": facts["fused_operators"] or ("by OpenVINO at load" if settings.format == "openvino" else "none"),
+                "calibration": calibration_source or "none (not static int8)",
+                "parity max |p_torch - p_export|": f"{facts['parity_max_abs_diff']:.2e} on {len(PARITY_TEXTS)} texts",
+                f"{' + '.join(model_files)} bytes": model_bytes,
             },
         )
         write_manifest(temporary)
@@ -384,5 +457,5 @@ def export_run(run_dir: Path | str, base_path: Path | str, settings: ExportSetti
         parity_max_abs_diff=facts["parity_max_abs_diff"],
         seconds=time.perf_counter() - started,
         optimized=facts["optimized"],
-        details={"quantize": settings.quantize, **facts},
+        details={"quantize": settings.quantize, "format": settings.format, **facts},
     )

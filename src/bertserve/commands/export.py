@@ -1,13 +1,19 @@
-"""`bertserve export`: turn a run folder into a servable ONNX version folder (see `bertserve.export`)."""
+"""`bertserve export`: turn a run folder into a servable ONNX or OpenVINO version folder (see `bertserve.export`)."""
 
 from __future__ import annotations
 
 import argparse
 
-HELP = "export a trained run to an ONNX version folder that `serve` can load"
-DESCRIPTION = """Export a trained run folder to BASE/<version>/: model.onnx (fused by ONNX Runtime's
-BERT optimizer, checked against the torch model), tokenizer/, labels.json, signature.json,
-model_card.md, export_config.json and manifest.json (sha256 of every file).
+HELP = "export a trained run to an ONNX or OpenVINO version folder that `serve` can load"
+DESCRIPTION = """Export a trained run folder to BASE/<version>/: the model (--format onnx: model.onnx
+fused by ONNX Runtime's BERT optimizer; --format openvino: OpenVINO IR model.xml + model.bin),
+checked against the torch model, plus tokenizer/, labels.json, signature.json, model_card.md,
+export_config.json and manifest.json (sha256 of every file). `serve` picks the engine by the files.
+
+Precision (--quantize): none = fp32; int8 = dynamic int8 for onnx, static int8 calibrated with
+NNCF for openvino (calibration texts: --calibration-data, else the run's dev data, else 20
+built-in texts; export_config.json says which); bf16 = bf16 inference (openvino only).
+Speed and dev accuracy of each choice: docs/benchmarks.md, section "Engines".
 
 The version folder is written under a temporary name and renamed into place, so a server polling
 BASE never sees half a model. The version defaults to the current Unix timestamp, like TF
@@ -16,6 +22,9 @@ Serving's demo model 1569141360.
 examples:
   bertserve export --run runs/chnsenticorp --base-path models/chnsenticorp
   bertserve export --run runs/chnsenticorp --base-path models/chnsenticorp --quantize int8
+  bertserve export --run runs/chnsenticorp --base-path models/chnsenticorp --format openvino --quantize int8
+  bertserve export --run runs/chnsenticorp --base-path models/chnsenticorp --format openvino --quantize bf16
+  bertserve export --run runs/x --base-path models/x --format openvino --quantize int8 --calibration-data texts.txt
   bertserve export --run runs/chnsenticorp --base-path models/chnsenticorp --version 2 --force
   bertserve serve --model_name chnsenticorp --model_base_path models/chnsenticorp
 """
@@ -38,10 +47,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--version", type=positive_int, default=None, help="version number (default: current Unix timestamp)"
     )
     parser.add_argument(
+        "--format",
+        choices=("onnx", "openvino"),
+        default="onnx",
+        help="onnx: model.onnx for ONNX Runtime (default); openvino: model.xml + model.bin for OpenVINO",
+    )
+    parser.add_argument(
         "--quantize",
-        choices=("none", "int8"),
+        choices=("none", "int8", "bf16"),
         default="none",
-        help="none: fp32 (default); int8: dynamic quantisation, ~4x smaller, slightly different scores",
+        help="none: fp32 (default); int8: ~4x smaller, slightly different scores; bf16: openvino only",
+    )
+    parser.add_argument(
+        "--calibration-data",
+        default=None,
+        help="static int8 calibration texts: one per line (.txt) or a .tsv/.csv/.jsonl data file "
+        "(default: the run's dev data, else built-in texts)",
+    )
+    parser.add_argument(
+        "--calibration-size", type=positive_int, default=300, help="calibration texts to use (default: 300)"
     )
     parser.add_argument("--opset", type=int, default=17, help="ONNX opset, 14-20 (default: 17)")
     parser.add_argument("--force", action="store_true", help="replace BASE/<version> if it exists")
@@ -57,7 +81,14 @@ def run(args: argparse.Namespace) -> int:
     from bertserve.export import ExportSettings, export_run
 
     settings = ExportSettings(
-        version=args.version, quantize=args.quantize, opset=args.opset, force=args.force, optimize=args.optimize
+        version=args.version,
+        quantize=args.quantize,
+        opset=args.opset,
+        force=args.force,
+        optimize=args.optimize,
+        format=args.format,
+        calibration_data=args.calibration_data,
+        calibration_size=args.calibration_size,
     )
     result = export_run(args.run, args.base_path, settings)
     print(result.summary())
