@@ -14,11 +14,11 @@ def test_table_has_one_row_per_result():
     table = format_table([result("bertserve", 1, 2.5, 4.0, 400.0)]).splitlines()
     assert table[0].split("|")[1:-1] == [
         " target    ", " conc ", " texts ", " requests ", " errors ", " p50 ms ", " p90 ms ", " p99 ms ", " req/s ",
-        " client CPU ms/req ",
+        " client CPU ms/req ", " server CPU ms/req ",
     ]
     assert table[2].split("|")[1:-1] == [
         " bertserve ", " 1    ", " all   ", " 100      ", " 0      ", " 2.50   ", " 2.50   ", " 4.00   ", " 400.0 ",
-        " -                 ",
+        " -                 ", " -                 ",
     ]
 
 

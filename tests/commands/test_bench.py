@@ -58,14 +58,21 @@ def test_bench_prints_the_table_counts_requests_and_writes_json(server, tmp_path
     assert document["targets"][0]["name"].startswith("c=1 p50")
 
 
-def test_requests_bound_is_exact(server, capsys):
+def test_requests_bound_is_exact_and_server_cpu_is_read(server, tmp_path, capsys):
+    import os
+
     url, _ = server
+    out = tmp_path / "bench.json"
+    # Our own pid stands in for the server's: any live process has a CPU time to read.
     code = main(["bench", "--url", url, "--model", MODEL, "--concurrency", "4", "--requests", "37",
-                 "--duration", "60", "--warmup", "0", "--texts", "median"])
+                 "--duration", "60", "--warmup", "0", "--texts", "median", "--server-pid", str(os.getpid()),
+                 "--json", str(out)])
     output = capsys.readouterr().out
     assert code == 0, output
     [row] = table_rows(output)
     assert row == {"target": "bertserve", "conc": "4", "texts": "median", "requests": "37", "errors": "0"}
+    [result] = json.loads(out.read_text(encoding="utf-8"))["results"]
+    assert result["requests"] == 37 and result["server_cpu_ms"] >= 0
 
 
 def test_unknown_model_counts_errors_and_exits_1(server, capsys):

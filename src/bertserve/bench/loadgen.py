@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from urllib.parse import urlsplit
@@ -69,6 +70,7 @@ class LevelResult:
     mean_ms: float = float("nan")
     throughput: float = 0.0  # answered requests (= texts) per second
     client_cpu_ms: float = float("nan")  # load generator CPU per request
+    server_cpu_ms: float = float("nan")  # server process CPU per request (with --server-pid)
     first_error: str = ""
     latencies_ms: list[float] = field(default_factory=list, repr=False)
 
@@ -84,6 +86,18 @@ class LevelResult:
         data = asdict(self)
         data.pop("latencies_ms")
         return data
+
+
+def process_cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU seconds of process `pid`, all threads (Linux /proc); None if unknown.
+    CPU per request is much less disturbed by other load on the machine than latency is."""
+    if pid is None:
+        return None
+    try:
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def request_bytes(target: Target, text: str) -> bytes:
@@ -191,6 +205,7 @@ async def run_level(
     max_requests: int | None = None,
     warmup_seconds: float = 1.0,
     text_mode: str = "all",
+    server_pid: int | None = None,
 ) -> LevelResult:
     """Load `target` with `concurrency` closed-loop clients replaying `texts` in order; stop after
     `duration` seconds or `max_requests` answers, whichever comes first. A warm-up at the same
@@ -206,11 +221,15 @@ async def run_level(
         await asyncio.gather(*(_client(target, warmup, result, record=False) for _ in range(concurrency)))
     stop_at = time.perf_counter() + (duration if duration is not None else 24 * 3600)
     budget = _Budget(requests, stop_at, max_requests)
+    server_cpu_started = process_cpu_seconds(server_pid)
     cpu_started, started = time.process_time(), time.perf_counter()
     await asyncio.gather(*(_client(target, budget, result, record=True) for _ in range(concurrency)))
     result.seconds = time.perf_counter() - started
     answered = result.requests + result.errors
     if answered:
         result.client_cpu_ms = (time.process_time() - cpu_started) * 1000 / answered
+        server_cpu = process_cpu_seconds(server_pid)
+        if server_cpu is not None and server_cpu_started is not None:
+            result.server_cpu_ms = (server_cpu - server_cpu_started) * 1000 / answered
     result.summarise()
     return result

@@ -19,7 +19,7 @@ from bertserve.bench.loadgen import LevelResult
 from bertserve.files import write_json_atomic
 
 ENGINE = "engine (in-process)"
-COLUMNS = ("target", "conc", "texts", "requests", "errors", "p50 ms", "p90 ms", "p99 ms", "req/s", "client CPU ms/req")
+COLUMNS = ("target", "conc", "texts", "requests", "errors", "p50 ms", "p90 ms", "p99 ms", "req/s", "client CPU ms/req", "server CPU ms/req")
 
 
 def _number(value: float, digits: int = 2) -> str:
@@ -30,7 +30,8 @@ def format_table(results: list[LevelResult]) -> str:
     """A Markdown table (readable in a terminal, pasteable into docs/benchmarks.md)."""
     rows = [
         (r.target, str(r.concurrency), r.texts, str(r.requests), str(r.errors), _number(r.p50_ms), _number(r.p90_ms),
-         _number(r.p99_ms), _number(r.throughput, 1), _number(r.client_cpu_ms, 3))
+         _number(r.p99_ms), _number(r.throughput, 1), _number(r.client_cpu_ms, 3),
+         _number(r.server_cpu_ms, 3))
         for r in results
     ]
     widths = [max(len(column), *(len(row[i]) for row in rows)) if rows else len(column) for i, column in enumerate(COLUMNS)]

@@ -18,7 +18,8 @@ p50/p90/p99 latency and throughput. In the same run, optionally:
                                      --engine-dir and `bash benchmarks/peers/setup_peer_venv.sh`)
 
 The load generator shares the CPU with the servers it measures; its own CPU cost per request is
-the last column. Run benchmarks on an otherwise idle machine and report `uptime` with them.
+a column; with --server-pid the server's CPU per request is another (less disturbed by other
+load on the machine than latency). Run benchmarks on an otherwise idle machine and report `uptime` with them.
 
 examples:
   bertserve bench --url http://127.0.0.1:8501 --model chnsenticorp --data /work/shared/data/chnsenticorp
@@ -88,6 +89,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="batch cap for the engine reference and the Ray peer; match the server's (default: 32)")
     parser.add_argument("--p50-budget-ms", type=_positive_float, default=None,
                         help="also check the server's p50 at concurrency 1 against this budget")
+    parser.add_argument("--server-pid", type=_positive_int, default=None,
+                        help="process id of the server at --url: also report its CPU time per request (Linux)")
     parser.add_argument("--json", help="also write settings, machine, results and targets to this JSON file")
 
 
@@ -120,9 +123,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {result.target:<20} c={result.concurrency:<3} {result.requests:>6} ok {result.errors:>4} errors  "
               f"p50 {result.p50_ms:8.2f} ms  p99 {result.p99_ms:8.2f} ms  {result.throughput:8.1f}/s{note}", flush=True)
 
-    def load(target: Target) -> None:
+    def load(target: Target, pid: int | None = None) -> None:
         for concurrency in args.concurrency:
-            show(asyncio.run(run_level(target, texts, concurrency, duration, args.requests, args.warmup, args.texts)))
+            show(asyncio.run(run_level(target, texts, concurrency, duration, args.requests, args.warmup, args.texts, pid)))
 
     if args.engine_dir:
         from bertserve.exported import ExportedModel
@@ -131,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
         for concurrency in args.concurrency:
             show(engine_level(model, texts, concurrency, args.max_batch_size, duration, args.requests, args.warmup, args.texts))
         del model
-    load(server)
+    load(server, args.server_pid)
     for peer in args.peers:
         print(f"bench: starting peer {peer} ...", flush=True)
         with start_peer(peer, run_dir=Path(args.run) if args.run else None,
