@@ -77,7 +77,10 @@ def test_openvino_engine_runs_onnx_and_matches_onnxruntime(engine, tiny_export, 
     inputs = chinese_tokenizer.encode(["很好", "太差了，不推荐"]).as_dict()
     openvino = OpenVinoEngine(tiny_export / "model.onnx", threads=1)
     assert openvino.input_names == ("input_ids", "attention_mask", "token_type_ids")
-    assert openvino.config == {"INFERENCE_NUM_THREADS": 1, "PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
+    assert openvino.config == {
+        "INFERENCE_NUM_THREADS": 1, "PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32",
+        "ENABLE_CPU_PINNING": False,
+    }
     logits = openvino.run(inputs)
     assert logits.dtype == np.float32 and logits.shape == (2, 2)
     np.testing.assert_allclose(logits, engine.run(inputs), atol=1e-4)
@@ -131,3 +134,10 @@ def test_create_engine_picks_by_files_and_name(tiny_export, tmp_path):
         create_engine(tiny_export, "tensorrt")
     with pytest.raises(ExportError, match="neither model.onnx nor model.xml found"):
         create_engine(tmp_path)
+
+
+def test_onnxruntime_spinning_is_off_unless_asked(engine, tiny_export):
+    entries = engine.session.get_session_options().get_session_config_entry
+    assert entries("session.intra_op.allow_spinning") == "0"
+    spinning = OnnxRuntimeEngine(tiny_export / "model.onnx", threads=1, spinning=True)
+    assert spinning.session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning") == "1"

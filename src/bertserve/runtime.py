@@ -83,13 +83,19 @@ class OnnxRuntimeEngine:
     `threads` sets intra-op parallelism (default: every core, `os.cpu_count()`); inter-op
     parallelism is off (sequential execution) because a BERT graph is one chain of big ops and
     parallel branches only add scheduling overhead. Graph optimisation level ALL lets ONNX Runtime
-    apply its layout and fusion passes on top of what the export already fused."""
+    apply its layout and fusion passes on top of what the export already fused.
+
+    `spinning` (off by default): ONNX Runtime's worker threads busy-wait after each call for the
+    next one. On our 2 shared cores that steals the CPU the tokenizer, the HTTP loop and other
+    processes need; measured interleaved under load, BERT-base int8 batch-1 p50 was 222 ms
+    spinning vs 128 ms not (docs/benchmarks.md, "Engines")."""
 
     def __init__(
         self,
         path: Path | str,
         threads: int | None = None,
         providers: Sequence[str] = (CPU_PROVIDER,),
+        spinning: bool = False,
     ):
         import onnxruntime
 
@@ -103,6 +109,7 @@ class OnnxRuntimeEngine:
         options.inter_op_num_threads = 1
         options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
         available = set(onnxruntime.get_available_providers())
         chosen = [provider for provider in providers if provider in available] or [CPU_PROVIDER]
         try:
@@ -134,6 +141,9 @@ class OpenVinoEngine:
       Int8 layers of an NNCF-quantised model run in int8 either way; this sets the rest.
     - `cache_dir`: OpenVINO's compile cache (CACHE_DIR), so a restart skips graph compilation.
       Never inside a version folder: the manifest would refuse the cache files.
+    - `cpu_pinning`: ENABLE_CPU_PINNING, off by default: OpenVINO pins its threads to cores for
+      LATENCY, which hurts when the cores are shared with other processes, as on our 2-core
+      machines (measured in benchmarks/engines.py, variant ov-int8-pinned).
 
     One infer request per calling thread, because a request is not thread-safe and the server
     may run several batches at once (`--num_batch_threads`)."""
@@ -146,6 +156,7 @@ class OpenVinoEngine:
         inference_precision: str = "fp32",
         num_streams: int | None = None,
         cache_dir: Path | str | None = None,
+        cpu_pinning: bool = False,
     ):
         import openvino
 
@@ -168,6 +179,7 @@ class OpenVinoEngine:
             "INFERENCE_NUM_THREADS": threads or os.cpu_count() or 1,
             "PERFORMANCE_HINT": performance_hint,
             "INFERENCE_PRECISION_HINT": INFERENCE_PRECISIONS[inference_precision],
+            "ENABLE_CPU_PINNING": bool(cpu_pinning),
         }
         if num_streams is not None:
             self.config["NUM_STREAMS"] = num_streams
@@ -217,6 +229,8 @@ def create_engine(
     inference_precision: str | None = None,
     num_streams: int | None = None,
     cache_dir: Path | str | None = None,
+    cpu_pinning: bool = False,
+    spinning: bool = False,
 ) -> Engine:
     """The engine for an export version folder.
 
@@ -224,7 +238,7 @@ def create_engine(
     "openvino" also runs a `model.onnx` (OpenVINO reads ONNX; the fused graph's ONNX Runtime
     contrib ops may not load, export with --no-optimize then). `inference_precision=None` uses
     what the export recorded (a bf16 export says "bf16"), else fp32. `device="cuda"` needs ONNX
-    Runtime with its CUDA provider."""
+    Runtime with its CUDA provider. `cpu_pinning` applies to OpenVINO, `spinning` to ONNX Runtime."""
     version_dir = Path(version_dir)
     if engine not in ENGINE_CHOICES:
         raise ExportError(f"engine must be one of {list(ENGINE_CHOICES)}, got {engine!r}")
@@ -242,7 +256,7 @@ def create_engine(
                 f"{version_dir}: no {ONNX_MODEL_FILE} for ONNX Runtime (this export holds OpenVINO IR); "
                 "use engine 'openvino' or re-export with --format onnx"
             )
-        return OnnxRuntimeEngine(onnx_file, threads=threads, providers=providers_for(device))
+        return OnnxRuntimeEngine(onnx_file, threads=threads, providers=providers_for(device), spinning=spinning)
     if device.lower() != "cpu":
         raise ExportError(f"the OpenVINO engine runs on the CPU only; for device {device!r} export with --format onnx")
     if inference_precision is None:
@@ -254,4 +268,5 @@ def create_engine(
         inference_precision=inference_precision,
         num_streams=num_streams,
         cache_dir=cache_dir,
+        cpu_pinning=cpu_pinning,
     )
