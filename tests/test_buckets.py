@@ -11,7 +11,7 @@ from bertserve.exported import ExportedModel
 
 
 @pytest.mark.parametrize(
-    ("length", "expected"), [(1, 16), (16, 16), (17, 32), (33, 48), (65, 96), (97, 128), (128, 128), (129, 150)]
+    ("length", "expected"), [(1, 16), (16, 16), (17, 32), (33, 48), (65, 80), (97, 112), (128, 128), (129, 150)]
 )
 def test_bucket_length_rounds_up_and_stops_at_the_model_limit(length, expected):
     assert bucket_length(length, DEFAULT_BUCKETS, max_length=150) == expected
