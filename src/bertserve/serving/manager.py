@@ -26,6 +26,8 @@ Availability first (what we chose where TF Serving leaves a gap):
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import gc
 import logging
 from dataclasses import dataclass
 from enum import Enum
@@ -91,6 +93,20 @@ def _fingerprint(folder: Path) -> tuple:
         return tuple(sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in folder.iterdir()))
     except OSError:
         return ()
+
+
+def return_freed_memory() -> None:
+    """Give the memory of an unloaded model back to the operating system.
+
+    glibc keeps freed heap pages for reuse, so without this the resident size only grows: an
+    m3e-sized model (~100 MB) reloaded 8 times left the process 120 MB above its baseline for
+    good; with `malloc_trim` it went back to the baseline after every unload (docs/reliability.md)."""
+    gc.collect()  # reference cycles could keep the ONNX Runtime session alive
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc (musl, macOS): nothing to trim
+        return
+    libc.malloc_trim(0)
 
 
 def _check_inside(folder: Path, base_path: Path) -> None:
@@ -256,6 +272,8 @@ class ModelManager:
                            name, version, servable.in_flight, UNLOAD_DRAIN_SECONDS)
         await servable.close()
         self._versions[name][version] = _Version(VersionStatus(version, VersionState.END))
+        del entry, servable  # the last references: the model can be freed now
+        await asyncio.to_thread(return_freed_memory)
         logger.info("model %s: version %d unloaded", name, version)
 
     def _batch_hook(self, name: str) -> Callable[[int], None] | None:
