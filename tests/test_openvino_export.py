@@ -9,6 +9,8 @@ sensitive place): bf16 keeps 8 bits of mantissa, so 1e-2; static int8 rounds act
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -100,3 +102,15 @@ def test_engine_choice_follows_the_files(openvino_export, tiny_export):
         ExportedModel.load(openvino_export, engine="onnxruntime")
     with pytest.raises(ExportError, match="OpenVINO engine runs on the CPU only"):
         ExportedModel.load(openvino_export, device="cuda")
+
+
+def test_serving_an_openvino_export_imports_neither_torch_nor_nncf(openvino_export):
+    code = (
+        "import sys\n"
+        "from bertserve.exported import ExportedModel\n"
+        f"ExportedModel.load({str(openvino_export)!r}, threads=1).predict_texts(['很好'])\n"
+        "print(sorted(name for name in ('torch', 'transformers', 'nncf') if name in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
