@@ -1,5 +1,5 @@
 """Cold start and memory of `bertserve serve`: for each model base path, start a fresh server
-process, time process start -> first `GET /readyz` 200, send one prediction (and then 200 more),
+process, time process start -> first `GET /readyz` 200, send one prediction (and then 50 more),
 and read the server's resident memory (VmRSS, and VmHWM = peak) from /proc. Median of --repeats.
 
     .venv/bin/python benchmarks/cold_start.py m3e-small=/tmp/bench/models/m3e bert-base=/tmp/bench/models/bert-base
@@ -69,11 +69,11 @@ def measure(name: str, base_path: Path, timeout: float = 120.0) -> dict:
             raise SystemExit(f"cold_start: the first prediction from {base_path} failed")
         first = time.perf_counter() - started
         after_one = rss_mib(process.pid)
-        for _ in range(200):
+        for _ in range(50):
             get(f"{url}/v1/models/{name}:predict", BODY)
         after_many = rss_mib(process.pid)
         return {"ready_s": ready, "first_answer_s": first, "rss_ready_mib": idle["VmRSS"],
-                "rss_after_1_mib": after_one["VmRSS"], "rss_after_200_mib": after_many["VmRSS"],
+                "rss_after_1_mib": after_one["VmRSS"], "rss_after_51_mib": after_many["VmRSS"],
                 "peak_rss_mib": after_many["VmHWM"]}
     finally:
         stop_process_group(process)
@@ -94,11 +94,11 @@ def main(argv: list[str] | None = None) -> int:
         runs = [measure(name, Path(base)) for _ in range(args.repeats)]
         results[name] = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
         results[name]["runs"] = runs
-    print("| model | process start -> /readyz 200 | -> first answer | RSS ready | RSS after 1 | RSS after 200 | peak RSS |")
+    print("| model | process start -> /readyz 200 | -> first answer | RSS ready | RSS after 1 | RSS after 51 | peak RSS |")
     print("|---|---|---|---|---|---|---|")
     for name, r in results.items():
         print(f"| {name} | {r['ready_s']:.2f} s | {r['first_answer_s']:.2f} s | {r['rss_ready_mib']:.0f} MiB | "
-              f"{r['rss_after_1_mib']:.0f} MiB | {r['rss_after_200_mib']:.0f} MiB | {r['peak_rss_mib']:.0f} MiB |")
+              f"{r['rss_after_1_mib']:.0f} MiB | {r['rss_after_51_mib']:.0f} MiB | {r['peak_rss_mib']:.0f} MiB |")
     print(f"median of {args.repeats}; load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
