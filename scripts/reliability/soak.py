@@ -212,17 +212,20 @@ def phase_faults(args: argparse.Namespace, staged: Path, work: Path) -> dict:
     }
 
 
-async def flood(url: str, concurrency: int, seconds: float) -> list[tuple[int, float]]:
+async def flood(url: str, concurrency: int, seconds: float) -> list[tuple[int | str, float]]:
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    answers: list[tuple[int, float]] = []
+    answers: list[tuple[int | str, float]] = []
     async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
         end = time.monotonic() + seconds
 
         async def one() -> None:
             while time.monotonic() < end:
                 started = time.monotonic()
-                response = await client.post("/v1/models/m:predict", json={"instances": TEXTS * 3})
-                answers.append((response.status_code, time.monotonic() - started))
+                try:
+                    outcome: int | str = (await client.post("/v1/models/m:predict", json={"instances": TEXTS * 3})).status_code
+                except httpx.HTTPError as error:
+                    outcome = type(error).__name__
+                answers.append((outcome, time.monotonic() - started))
 
         await asyncio.gather(*(one() for _ in range(concurrency)))
     return answers
@@ -331,6 +334,7 @@ def main() -> int:
     parser.add_argument("--drop_every", type=float, default=4, help="seconds between version drops")
     parser.add_argument("--clients", type=int, default=4, help="concurrent clients in faults and shutdown")
     parser.add_argument("--overload_clients", type=int, default=64)
+    parser.add_argument("--keep", action="store_true", help="keep the work folder (server logs) and print its path")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bertserve-soak-"))
     try:
@@ -343,7 +347,10 @@ def main() -> int:
         report["load_average_after"] = os.getloadavg()
         print(json.dumps(report, indent=2))
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if args.keep:
+            print(f"work folder kept: {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
     return 0
 
 
