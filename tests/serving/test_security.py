@@ -82,7 +82,7 @@ def test_file_linking_out_of_a_version_folder_is_refused(base, tiny_export, tmp_
     assert "extra.json is a symbolic link" in message
 
 
-@pytest.mark.parametrize("name", ["weights.pkl", "model.pt", "checkpoint.pth", "exploit.py", "data.npy"])
+@pytest.mark.parametrize("name", ["weights.pkl", "model.pt", "checkpoint.pth", "exploit.py", "data.npy", "pytorch_model.bin", "model.bin"])
 def test_folder_holding_anything_but_onnx_json_text_is_refused(base, tiny_export, name):
     shutil.copytree(tiny_export, base / "2")
     (base / "2" / name).write_bytes(b"\x80\x04K\x01.")  # a pickle of the number 1
