@@ -19,7 +19,8 @@ p50/p90/p99 latency and throughput. In the same run, optionally:
 
 The load generator shares the CPU with the servers it measures; its own CPU cost per request is
 a column; with --server-pid the server's CPU per request is another (less disturbed by other
-load on the machine than latency). Run benchmarks on an otherwise idle machine and report `uptime` with them.
+load on the machine than latency). Run benchmarks on an otherwise idle machine and report
+`uptime` with them.
 
 examples:
   bertserve bench --url http://127.0.0.1:8501 --model chnsenticorp --data /work/shared/data/chnsenticorp
