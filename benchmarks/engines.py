@@ -7,8 +7,8 @@ neighbour hurts every variant alike:
 
 1. batch-1 end-to-end latency (`predict_texts`: tokenize, pad, run, softmax; median and p90)
    for a dev text of the median dev length and for a 128-token text;
-2. batch-1 over a stream of real dev texts of mixed lengths, OpenVINO with and without length
-   buckets (`bertserve.buckets`): does padding to a few shapes pay?
+2. batch-1 over a stream of real dev texts of mixed lengths, OpenVINO without (the default) and
+   with length buckets (`bertserve.buckets`): does padding to a few shapes pay?
 3. throughput at batch 8/16/32 over length-sorted real dev texts (texts/s);
 4. with a real fine-tuned run: dev accuracy of each variant against the torch fp32 model.
 
@@ -36,7 +36,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from bertserve.calibration import read_data_file_texts, run_dev_file
+from bertserve.buckets import DEFAULT_BUCKETS
+from bertserve.calibration import run_dev_file
 from bertserve.export import ExportSettings, export_run
 from bertserve.exported import ExportedModel
 
@@ -218,9 +219,9 @@ def main() -> int:
     for name in names:
         model = models[name]
         stream_calls[name] = lambda model=model: [model.predict_texts([text]) for text in stream]
-        if model.buckets and not VARIANTS[name][2]:  # only the plain OpenVINO variants
-            unbucketed = ExportedModel.load(model.path, threads=args.threads, buckets=())
-            stream_calls[name + " (no buckets)"] = lambda model=unbucketed: [model.predict_texts([text]) for text in stream]
+        if VARIANTS[name][0] == "openvino" and not VARIANTS[name][2]:  # the plain OpenVINO variants
+            bucketed = ExportedModel.load(model.path, threads=args.threads, buckets=DEFAULT_BUCKETS)
+            stream_calls[name + " (buckets)"] = lambda model=bucketed: [model.predict_texts([text]) for text in stream]
     times = interleaved(stream_calls, rounds=3, warmup=1)
     results["stream_ms_per_text"] = {name: 1000 * statistics.median(values) / len(stream) for name, values in times.items()}
     print("mixed-length stream done", flush=True)
@@ -265,8 +266,8 @@ def main() -> int:
                       f"{100 * results['dev_accuracy'][name]['agree_with_torch']:.2f}"]
         print(f"| {name} | " + " | ".join(cells) + " |")
     for name, value in results["stream_ms_per_text"].items():
-        if "no buckets" in name:
-            print(f"stream without buckets: {name}: {value:.1f} ms/text")
+        if "buckets" in name:
+            print(f"stream with length buckets: {name}: {value:.1f} ms/text")
     if args.run:
         print(f"torch fp32 dev accuracy: {100 * results['dev_accuracy']['torch-fp32']['accuracy']:.2f}")
     if args.json:

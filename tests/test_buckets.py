@@ -49,6 +49,7 @@ def test_bucketing_gives_the_same_probabilities(tiny_export, engine):
     np.testing.assert_allclose(bucketed.predict_texts(texts), plain.predict_texts(texts), atol=1e-6)
 
 
-def test_auto_buckets_only_for_openvino(tiny_export):
+def test_buckets_are_off_unless_asked(tiny_export):
     assert ExportedModel.load(tiny_export, threads=1).buckets == ()
-    assert ExportedModel.load(tiny_export, threads=1, engine="openvino").buckets == DEFAULT_BUCKETS
+    assert ExportedModel.load(tiny_export, threads=1, engine="openvino").buckets == ()
+    assert ExportedModel.load(tiny_export, threads=1, buckets=DEFAULT_BUCKETS).buckets == DEFAULT_BUCKETS

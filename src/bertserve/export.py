@@ -22,6 +22,10 @@ GELU and skip+LayerNorm. Every graph is checked against the torch model on `PARI
 graph that disagrees falls back to the plain one. `quantize="int8"` applies dynamic quantisation
 with QInt8 weights (QUInt8 was 2.5-3x slower on our CPUs) to the fused graph.
 
+`ExportSettings()` defaults to fp32 ONNX, the exact reference the tests compare against; the
+`bertserve export` command defaults to `--format openvino --quantize int8`, the fastest variant
+measured that kept dev accuracy (docs/benchmarks.md, "Engines").
+
 `format="openvino"` converts the plain graph to OpenVINO IR instead (`model.xml` + `model.bin`
 in place of `model.onnx`; see `bertserve.openvino_export`): fp32, bf16 inference, or NNCF static
 int8 calibrated on texts chosen by `bertserve.calibration` (the source goes in

@@ -17,8 +17,8 @@ Use:
 Loading verifies the manifest checksums (`verify=False` skips them, e.g. for a quick reload of a
 folder already verified) and always refuses any file that is not `.onnx/.json/.txt/.md` (or
 OpenVINO's `model.xml` with `model.bin`). The engine follows the files (`engine="auto"`, see
-`bertserve.runtime.create_engine`); with OpenVINO, batches are padded to length buckets
-(`bertserve.buckets`) because OpenVINO is slow to switch between input shapes.
+`bertserve.runtime.create_engine`). Length buckets (`bertserve.buckets`) are available but off
+by default: on our CPU, padding to buckets cost OpenVINO more than its shape changes did.
 Every problem raises `bertserve.errors.ExportError`; a bad batch given to `predict_encoded`
 (over-long, ids outside the vocabulary) raises `RequestError` (HTTP 400).
 
@@ -29,15 +29,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from bertserve.errors import BertServeError, ExportError, RequestError
 from bertserve.files import read_json
 from bertserve.manifest import verify_folder
-from bertserve.buckets import DEFAULT_BUCKETS, check_buckets, pad_to_bucket
-from bertserve.runtime import Engine, OpenVinoEngine, create_engine
+from bertserve.buckets import check_buckets, pad_to_bucket
+from bertserve.runtime import Engine, create_engine
 from bertserve.signature import SIGNATURE_FILE, check_signature
 from bertserve.tokenizer import BertTokenizer, Encoded
 
@@ -84,12 +84,13 @@ class ExportedModel:
         threads: int | None = None,
         device: str = "cpu",
         engine: str = "auto",
-        buckets: Sequence[int] | Literal["auto"] = "auto",
+        buckets: Sequence[int] = (),
         **engine_options: Any,
     ) -> "ExportedModel":
         """Load and check a version folder. `engine`: "auto" (by the files), "onnxruntime" or
-        "openvino"; `buckets`: "auto" = `DEFAULT_BUCKETS` for OpenVINO and none for ONNX Runtime
-        (which handles changing shapes cheaply), or explicit lengths, `()` for none;
+        "openvino"; `buckets`: pad each batch to the next of these lengths (e.g.
+        `bertserve.buckets.DEFAULT_BUCKETS`), `()` (default) for none: measured with OpenVINO
+        int8 on real dev texts one by one, buckets were slower (docs/benchmarks.md, "Engines");
         `engine_options`: passed to `create_engine` (performance_hint, inference_precision,
         num_streams, cache_dir)."""
         path = Path(path)
@@ -117,8 +118,6 @@ class ExportedModel:
         missing = [name for name in runner.input_names if name not in signature["inputs"]]
         if missing:
             raise ExportError(f"{path}: the model has inputs {missing} that {SIGNATURE_FILE} does not describe")
-        if buckets == "auto":
-            buckets = DEFAULT_BUCKETS if isinstance(runner, OpenVinoEngine) else ()
         return cls(
             path=path,
             version=version,

@@ -9,8 +9,10 @@ Called by `bertserve.export` for `--format openvino`; not used on its own:
   when it compiles the model. bf16 keeps fp32 weights on disk so a CPU without bf16 still runs it.
 - "int8" is static post-training quantisation with NNCF (`model_type=TRANSFORMER`, which keeps
   the attention softmax and LayerNorm-sensitive spots in float), calibrated on real texts (see
-  `bertserve.calibration`). Its remaining float ops run in bf16 (`INT8_REST_PRECISION`): the
-  fastest mix measured, and accurate on the fine-tuned dev set (docs/benchmarks.md, "Engines").
+  `bertserve.calibration`). Its remaining float ops run in fp32 (`INT8_REST_PRECISION`): on our
+  CPUs (AVX512-BF16, no AMX) that was faster than bf16 for them (BERT-base batch 1: 114 vs 130 ms
+  at 75 tokens, 163 vs 186 ms at 128, interleaved under load; docs/benchmarks.md, "Engines"), and
+  it is the more accurate choice. On AMX CPUs bf16 may win: load with inference_precision="bf16".
 
 Input is the plain (unfused) ONNX graph: OpenVINO applies its own fusions (attention, GELU,
 LayerNorm) when it compiles, and ONNX Runtime's contrib ops would not convert.
@@ -34,7 +36,7 @@ from bertserve.runtime import OPENVINO_MODEL_FILE, OPENVINO_WEIGHTS_FILE
 logger = logging.getLogger(__name__)
 
 # Our --quantize value -> the inference precision OpenVinoEngine compiles with.
-INFERENCE_PRECISION = {"none": "fp32", "bf16": "bf16", "int8": "bf16"}
+INFERENCE_PRECISION = {"none": "fp32", "bf16": "bf16", "int8": "fp32"}
 INT8_REST_PRECISION = INFERENCE_PRECISION["int8"]
 
 

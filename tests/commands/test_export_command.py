@@ -14,7 +14,7 @@ from bertserve.exported import ExportedModel
 def test_int8_export_with_force_replaces_the_version(tiny_run, tiny_export, tmp_path, capsys):
     base = tmp_path / "models" / "tiny"
     shutil.copytree(tiny_export, base / "1")
-    argv = ["export", "--run", str(tiny_run), "--base-path", str(base), "--version", "1", "--quantize", "int8"]
+    argv = ["export", "--run", str(tiny_run), "--base-path", str(base), "--version", "1", "--format", "onnx", "--quantize", "int8"]
     assert main(argv + ["--force"]) == 0
     out = capsys.readouterr().out.strip().splitlines()
     assert len(out) == 1

@@ -10,10 +10,12 @@ fused by ONNX Runtime's BERT optimizer; --format openvino: OpenVINO IR model.xml
 checked against the torch model, plus tokenizer/, labels.json, signature.json, model_card.md,
 export_config.json and manifest.json (sha256 of every file). `serve` picks the engine by the files.
 
+Default: --format openvino --quantize int8, the fastest variant measured on our 2-core CPUs
+with dev accuracy within 0.5 points of fp32 (docs/benchmarks.md, section "Engines").
 Precision (--quantize): none = fp32; int8 = dynamic int8 for onnx, static int8 calibrated with
 NNCF for openvino (calibration texts: --calibration-data, else the run's dev data, else 20
 built-in texts; export_config.json says which); bf16 = bf16 inference (openvino only).
-Speed and dev accuracy of each choice: docs/benchmarks.md, section "Engines".
+--format onnx is the portable choice (ONNX Runtime; CUDA provider where installed, untested).
 
 The version folder is written under a temporary name and renamed into place, so a server polling
 BASE never sees half a model. The version defaults to the current Unix timestamp, like TF
@@ -21,9 +23,9 @@ Serving's demo model 1569141360.
 
 examples:
   bertserve export --run runs/chnsenticorp --base-path models/chnsenticorp
-  bertserve export --run runs/chnsenticorp --base-path models/chnsenticorp --quantize int8
-  bertserve export --run runs/chnsenticorp --base-path models/chnsenticorp --format openvino --quantize int8
-  bertserve export --run runs/chnsenticorp --base-path models/chnsenticorp --format openvino --quantize bf16
+  bertserve export --run runs/chnsenticorp --base-path models/chnsenticorp --format onnx --quantize int8
+  bertserve export --run runs/chnsenticorp --base-path models/chnsenticorp --format onnx --quantize none
+  bertserve export --run runs/chnsenticorp --base-path models/chnsenticorp --quantize bf16
   bertserve export --run runs/x --base-path models/x --format openvino --quantize int8 --calibration-data texts.txt
   bertserve export --run runs/chnsenticorp --base-path models/chnsenticorp --version 2 --force
   bertserve serve --model_name chnsenticorp --model_base_path models/chnsenticorp
@@ -49,14 +51,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--format",
         choices=("onnx", "openvino"),
-        default="onnx",
-        help="onnx: model.onnx for ONNX Runtime (default); openvino: model.xml + model.bin for OpenVINO",
+        default="openvino",
+        help="openvino: model.xml + model.bin for OpenVINO (default); onnx: model.onnx for ONNX Runtime",
     )
     parser.add_argument(
         "--quantize",
         choices=("none", "int8", "bf16"),
-        default="none",
-        help="none: fp32 (default); int8: ~4x smaller, slightly different scores; bf16: openvino only",
+        default="int8",
+        help="int8 (default): ~4x smaller and fastest, scores move slightly; none: fp32; bf16: openvino only",
     )
     parser.add_argument(
         "--calibration-data",
