@@ -87,8 +87,8 @@ class OnnxRuntimeEngine:
 
     `spinning` (off by default): ONNX Runtime's worker threads busy-wait after each call for the
     next one. On our 2 shared cores that steals the CPU the tokenizer, the HTTP loop and other
-    processes need; measured interleaved under load, BERT-base int8 batch-1 p50 was 222 ms
-    spinning vs 128 ms not (docs/benchmarks.md, "Engines")."""
+    processes need; measured interleaved under load, BERT-base int8 batch-1 p50 at 75 tokens
+    was 219 ms spinning vs 117 ms not (docs/benchmarks.md, "Engines")."""
 
     def __init__(
         self,
