@@ -55,3 +55,25 @@ def test_port_in_use_is_a_one_line_error(tmp_path, capsys):
     error = capsys.readouterr().err
     assert code == 2
     assert f"cannot listen on 127.0.0.1:{port}" in error and "choose another --rest_api_port" in error
+
+
+def test_device_and_threads_reach_the_loader(tiny_export):
+    """--device/--intra_op_threads are passed to ExportedModel.load (CPU here: cuda needs a GPU)."""
+    import asyncio
+
+    from bertserve.serving.batching import BatchingOptions
+    from bertserve.serving.manager import ModelConfig
+    from bertserve.serving.server import ServerOptions, build
+
+    config = ModelConfig(name="tiny", base_path=tiny_export.parent, version_policy="latest")
+    manager, _, _, _ = build([config], ServerOptions(intra_op_threads=1), BatchingOptions())
+
+    async def load_and_check():
+        await manager.poll_once()  # loads the version (what the polling task does)
+        try:
+            return manager.servable("tiny").model.engine
+        finally:
+            await manager.stop()
+
+    engine = asyncio.run(load_and_check())
+    assert engine.session.get_session_options().intra_op_num_threads == 1  # an ONNX export: ONNX Runtime

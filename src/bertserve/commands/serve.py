@@ -83,6 +83,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     batching.add_argument("--batch_timeout_micros", type=int, default=1000, help="max wait to fill a batch (default: 1000)")
     batching.add_argument("--max_enqueued_batches", type=int, default=64, help="queue bound in batches; full -> 503 (default: 64)")
     batching.add_argument("--num_batch_threads", type=int, default=1, help="model calls in parallel (default: 1)")
+    engine = parser.add_argument_group("inference engine")
+    engine.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                        help="cuda: ONNX Runtime's CUDA execution provider (install onnxruntime-gpu; ONNX exports only)")
+    engine.add_argument("--intra_op_threads", type=int, default=None,
+                        help="engine threads per model call (like TF Serving's --tensorflow_intra_op_parallelism; default: all cores)")
 
 
 def model_configs(args: argparse.Namespace) -> list:
@@ -139,6 +144,8 @@ def run(args: argparse.Namespace) -> int:
         drain_seconds=args.drain_seconds,
         shutdown_delay_seconds=args.shutdown_delay_seconds,
         uvicorn_access_log=args.access_log == "text",
+        device=args.device,
+        intra_op_threads=args.intra_op_threads,
     )
     # Only set the AppOptions fields the REST layer defines, so both sides can evolve.
     wanted = {

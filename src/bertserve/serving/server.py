@@ -48,6 +48,8 @@ class ServerOptions:
     uvicorn_access_log: bool = False  # uvicorn's own text access log (the app may log JSON itself)
     head_timeout_seconds: float = 10.0  # a connection must send its request headers this fast (slowloris)
     keep_alive_seconds: int = 5  # an idle keep-alive connection is closed after this (uvicorn's default)
+    device: str = "cpu"  # "cuda": ONNX Runtime's CUDA execution provider (needs onnxruntime-gpu)
+    intra_op_threads: int | None = None  # engine threads per model call; None: all cores
 
 
 class ServerState:
@@ -129,7 +131,15 @@ def build(configs: list[ModelConfig], options: ServerOptions, batching: Batching
     from bertserve.serving.app import AppOptions, create_app
 
     metrics = ServingMetrics()
-    manager = ModelManager(configs, batching, poll_seconds=options.poll_seconds, on_batch=metrics.observe_batch)
+    loader = None  # the manager's default: ExportedModel.load on the CPU with all cores
+    if options.device != "cpu" or options.intra_op_threads is not None:
+        import functools
+
+        from bertserve.exported import ExportedModel
+
+        loader = functools.partial(ExportedModel.load, device=options.device, threads=options.intra_op_threads)
+    manager = ModelManager(configs, batching, poll_seconds=options.poll_seconds, loader=loader,
+                           on_batch=metrics.observe_batch)
     metrics.watch(manager)
     app_options = AppOptions() if app_options is None else app_options
     if getattr(app_options, "metrics", None) is None:
