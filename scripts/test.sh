@@ -3,5 +3,5 @@
 # Extra arguments go to pytest, e.g. `bash scripts/test.sh tests/test_tokenizer.py -x`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+EXTRAS=test,ray bash scripts/setup.sh
 exec .venv/bin/python -m pytest "$@"
