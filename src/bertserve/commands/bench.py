@@ -86,8 +86,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--engine-dir", help="export version folder: also measure the engine in-process (no HTTP)")
     parser.add_argument("--run", help="run folder (torch model) for the naive peer")
     parser.add_argument("--peers", type=_peer_list, default=(), help="peers to start and load too: naive, ray")
-    parser.add_argument("--max-batch-size", type=_positive_int, default=32,
-                        help="batch cap for the engine reference and the Ray peer; match the server's (default: 32)")
+    parser.add_argument("--max-batch-size", type=_positive_int, default=8,
+                        help="batch cap for the engine reference and the Ray peer; match the server's (default: 8)")
     parser.add_argument("--p50-budget-ms", type=_positive_float, default=None,
                         help="also check the server's p50 at concurrency 1 against this budget")
     parser.add_argument("--server-pid", type=_positive_int, default=None,

@@ -45,9 +45,15 @@ LENGTH_BUCKET = 16
 
 @dataclass(frozen=True)
 class BatchingOptions:
-    max_batch_size: int = 32  # rows per engine call; bigger batches use the CPU better, up to a point
-    batch_timeout_micros: int = 1000  # how long a row may wait for others to fill its batch (1 ms)
-    max_enqueued_batches: int = 64  # queue bound = max_enqueued_batches * max_batch_size rows
+    # Rows per engine call. 8, measured (docs/benchmarks.md): on 2 cores without AMX, m3e-small int8
+    # served 149 texts/s at 32 clients with batches of 8 and 78 with batches of 32 (padding and
+    # cache misses grow faster than the per-call savings).
+    max_batch_size: int = 8
+    # How long a row may wait for others to fill its batch. 0: never wait; rows that queue while the
+    # engine is busy are still batched. Measured (docs/benchmarks.md): waiting 1 ms cost 2.4 ms of
+    # p50 at one client (9.10 vs 6.67 ms) and bought nothing under load.
+    batch_timeout_micros: int = 0
+    max_enqueued_batches: int = 256  # queue bound = max_enqueued_batches * max_batch_size rows (2,048)
     num_batch_threads: int = 1  # engine calls in parallel; onnxruntime already uses all cores per call
 
     def __post_init__(self) -> None:
