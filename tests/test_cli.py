@@ -36,7 +36,7 @@ def test_malformed_data_names_file_and_line(tmp_path):
     (tmp_path / "train.tsv").write_text("label\ttext_a\n1\t好\n0\n", encoding="utf-8")
     result = bertserve("train", "--data", str(tmp_path), "--output", str(tmp_path / "run"))
     assert result.returncode == 2
-    assert result.stderr.strip() == f"bertserve: error: {tmp_path / 'train.tsv'}:3: expected 2 TSV fields (label, text_a), found 1"
+    assert result.stderr.strip() == f"bertserve: error: {tmp_path / 'train.tsv'}: line 3: 1 field(s), the header has 2; is it really tab-separated?"
 
 
 def test_unknown_pretrained_is_one_line_error(tmp_path):

@@ -43,13 +43,13 @@ def test_empty_texts_are_skipped_and_duplicates_counted(tmp_path):
 @pytest.mark.parametrize(
     "name, content, message",
     [
-        ("bad.tsv", "label\ttext_a\n1\t好\n0\t差\textra\n", r"bad.tsv:3: expected 2 TSV fields \(label, text_a\), found 3"),
-        ("bad.jsonl", '{"text": "好", "label": 1}\n{"text": "差", "label": \n', r"bad.jsonl:2: invalid JSON"),
-        ("list.jsonl", '["好", 1]\n', r"list.jsonl:1: each line must be a JSON object"),
-        ("nolabel.jsonl", '{"text": "好", "label": 1}\n{"text": "差"}\n', r"nolabel.jsonl:2: missing field 'label'"),
+        ("bad.tsv", "label\ttext_a\n1\t好\n0\t差\textra\n", r"bad.tsv: line 3: 3 field\(s\), the header has 2; is it really tab-separated\?"),
+        ("bad.jsonl", '{"text": "好", "label": 1}\n{"text": "差", "label": \n', r"bad.jsonl: line 2: not JSON"),
+        ("list.jsonl", '["好", 1]\n', r"list.jsonl: line 1: expected a JSON object"),
+        ("nolabel.jsonl", '{"text": "好", "label": 1}\n{"text": "差"}\n', r"nolabel.jsonl: line 2: missing field 'label'"),
         ("empty.tsv", "", r"empty.tsv: empty file"),
         ("cols.tsv", "foo\tbar\n1\t2\n", r"cols.tsv: cannot find the text column"),
-        ("emptylabel.tsv", "label\ttext_a\n\t好\n", r"emptylabel.tsv:2: empty label"),
+        ("emptylabel.tsv", "label\ttext_a\n\t好\n", r"emptylabel.tsv: line 2: empty label"),
         ("data.xml", "<x/>", r"cannot tell the format"),
     ],
 )

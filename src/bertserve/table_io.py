@@ -1,6 +1,7 @@
 """Tables for batch prediction: read TSV/CSV/JSONL rows, write them back with extra columns.
 
-Used by `bertserve predict`. Three formats, chosen from the file extension unless given:
+Used by `bertserve predict`, and by `bertserve.data` for training and evaluation files, so that
+every tabular input follows the same rules. Three formats, chosen from the file extension unless given:
 
     tsv    .tsv .txt       tab-separated, header line, quoting DISABLED: a `"` is an ordinary
                            character, as in ChnSentiCorp's `label<TAB>text_a` files
@@ -20,7 +21,7 @@ import json
 import os
 import tempfile
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -34,6 +35,7 @@ EXTENSIONS = {".tsv": "tsv", ".txt": "tsv", ".csv": "csv", ".jsonl": "jsonl", ".
 class Table:
     columns: list[str]
     rows: list[dict[str, Any]]
+    line_numbers: list[int] = field(default_factory=list)  # the file line of each row, for error messages
 
 
 def detect_format(path: Path | str, given: str | None = None) -> str:
@@ -82,7 +84,7 @@ def _read_delimited(text: str, path: Path, fmt: str) -> Table:
         if len(set(header)) != len(header):
             duplicate = next(name for name in header if header.count(name) > 1)
             raise DataError(f"{path}: line 1: column {duplicate!r} appears twice in the header")
-        rows = []
+        rows, line_numbers = [], []
         for fields in reader:
             if not fields:
                 continue  # a blank line (often the file's last) is not a row
@@ -92,14 +94,15 @@ def _read_delimited(text: str, path: Path, fmt: str) -> Table:
                     + ("; is it really tab-separated?" if fmt == "tsv" else "")
                 )
             rows.append(dict(zip(header, fields)))
+            line_numbers.append(reader.line_num)
     except csv.Error as error:
         raise DataError(f"{path}: line {reader.line_num}: {error}") from None
-    return Table(list(header), rows)
+    return Table(list(header), rows, line_numbers)
 
 
 def _read_jsonl(text: str, path: Path) -> Table:
     columns: dict[str, None] = {}  # insertion-ordered set: columns in order of first appearance
-    rows = []
+    rows, line_numbers = [], []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -111,7 +114,8 @@ def _read_jsonl(text: str, path: Path) -> Table:
             raise DataError(f"{path}: line {number}: expected a JSON object, got {type(row).__name__}")
         columns.update(dict.fromkeys(row))
         rows.append(row)
-    return Table(list(columns), rows)
+        line_numbers.append(number)
+    return Table(list(columns), rows, line_numbers)
 
 
 def texts_of(table: Table, column: str | None, path: Path | str) -> tuple[str, list[str]]:
