@@ -82,6 +82,14 @@ class BertServeClient:
         # KServe V1 answers names; tolerate objects with a "name" too.
         return [m["name"] if isinstance(m, dict) and "name" in m else str(m) for m in models]
 
+    def use_the_only_model(self) -> str:
+        """When no model was named: pick the server's only model, or say which ones there are."""
+        names = self.models()
+        if len(names) != 1:
+            raise ClientError(f"{self.url} serves {len(names)} models ({', '.join(names) or 'none'}); pick one with --model")
+        self.model = names[0]
+        return self.model
+
     def status(self) -> dict[str, Any]:
         """`GET /v1/models/NAME`: `{"model_version_status": [{"version", "state", "status"}]}`."""
         return self._request("GET", self.model_path)

@@ -56,10 +56,7 @@ def run(args: argparse.Namespace) -> int:
 
     with BertServeClient(args.url, model=args.model or "", timeout=args.timeout) as client:
         if args.model is None:
-            names = client.models()
-            if len(names) != 1:
-                raise ClientError(f"{args.url} serves {len(names)} models ({', '.join(names) or 'none'}); pick one with --model")
-            client.model = names[0]
+            client.use_the_only_model()
         # Fetching labels first also proves the server is up and the model exists before we prompt.
         labels = client.labels()
         interactive = sys.stdin.isatty()

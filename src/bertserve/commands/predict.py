@@ -110,15 +110,11 @@ def _open_model(args: argparse.Namespace) -> tuple[list[str], Predictor, Callabl
     if args.url is None:
         raise ConfigError("say which model to use: --model-dir VERSION_DIR, or --url URL --model NAME")
     from bertserve.client import BertServeClient
-    from bertserve.errors import ClientError
 
     client = BertServeClient(args.url, model=args.model or "", timeout=args.timeout)
     try:
         if args.model is None:
-            names = client.models()
-            if len(names) != 1:
-                raise ClientError(f"{args.url} serves {len(names)} models ({', '.join(names) or 'none'}); pick one with --model")
-            client.model = names[0]
+            client.use_the_only_model()
         labels = client.labels()
     except BaseException:
         client.close()
