@@ -262,7 +262,11 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
     eval_sets = {}
     for split in ("dev", "test"):
         if split in dataset.splits:
-            examples = dataset.splits[split].examples[: config.max_eval_examples]
+            examples = dataset.splits[split].examples
+            if config.max_eval_examples and config.max_eval_examples < len(examples):
+                # A seeded sample, not the head: files are often sorted by label.
+                keep = sorted(random.Random(config.seed).sample(range(len(examples)), config.max_eval_examples))
+                examples = [examples[index] for index in keep]
             eval_sets[split] = (tokenizer.token_ids([e.text for e in examples]), [label_index[e.label] for e in examples])
 
     if dist.is_main:
