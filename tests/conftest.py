@@ -112,3 +112,15 @@ def small_data(tmp_path_factory) -> Path:
         rng.shuffle(rows)
         (folder / f"{split}.tsv").write_text("label\ttext_a\n" + "".join(f"{l}\t{t}\n" for l, t in rows), encoding="utf-8")
     return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_server(tiny_run, tmp_path_factory):
+    """One real `bertserve serve` process on 127.0.0.1 serving `tiny_run` as model "tiny" for the
+    whole session; yields (url, version folder). Tests only read from it."""
+    from live_server import export_tiny, running_server
+
+    folder = tmp_path_factory.mktemp("tiny_server")
+    version = export_tiny(tiny_run, folder / "models" / "tiny")
+    with running_server(version.parent, "tiny", folder / "server.log") as url:
+        yield url, version

@@ -163,28 +163,26 @@ def test_server_down_says_connection_refused():
     assert caught.value.status is None
 
 
-def test_real_server_round_trip(tiny_run, tmp_path):
+def test_real_server_round_trip(tiny_server):
     """Every call against one real `bertserve serve` process, compared with the model in-process."""
     from bertserve.exported import ExportedModel
-    from live_server import export_tiny, running_server
 
-    version = export_tiny(tiny_run, tmp_path / "models" / "tiny")
+    url, version = tiny_server
     expected = ExportedModel.load(version).predict_texts(["很好", "太差了"]).tolist()
-    with running_server(version.parent, "tiny", tmp_path / "server.log") as url:
-        with BertServeClient(url, model="tiny", timeout=10) as client:
-            assert client.models() == ["tiny"]
-            assert client.status()["model_version_status"][0]["state"] == "AVAILABLE"
-            assert client.labels() == ["negative", "positive"]
-            np.testing.assert_allclose(client.predict_texts(["很好", "太差了"]), expected, atol=1e-6)
-            ids = ExportedModel.load(version).tokenizer.encode(["很好"], pad_to=128).input_ids.tolist()
-            np.testing.assert_allclose(client.predict_ids(ids), expected[:1], atol=1e-6)
-            [pairs] = client.classify(["太差了"])
-            assert [label for label, _ in pairs] == ["negative", "positive"]
-            assert [score for _, score in pairs] == pytest.approx(expected[1], abs=1e-6)
-            with pytest.raises(ClientError) as caught:
-                client.predict_texts(["好" * 100_000])
-            assert caught.value.status in (400, 413)
-        with BertServeClient(url, model="tiny", version=2, timeout=10) as missing:
-            with pytest.raises(ClientError) as caught:
-                missing.status()
-            assert caught.value.status == 404
+    with BertServeClient(url, model="tiny", timeout=10) as client:
+        assert client.models() == ["tiny"]
+        assert client.status()["model_version_status"][0]["state"] == "AVAILABLE"
+        assert client.labels() == ["negative", "positive"]
+        np.testing.assert_allclose(client.predict_texts(["很好", "太差了"]), expected, atol=1e-6)
+        ids = ExportedModel.load(version).tokenizer.encode(["很好"], pad_to=128).input_ids.tolist()
+        np.testing.assert_allclose(client.predict_ids(ids), expected[:1], atol=1e-6)
+        [pairs] = client.classify(["太差了"])
+        assert [label for label, _ in pairs] == ["negative", "positive"]
+        assert [score for _, score in pairs] == pytest.approx(expected[1], abs=1e-6)
+        with pytest.raises(ClientError) as caught:
+            client.predict_texts(["好" * 100_000])
+        assert caught.value.status in (400, 413)
+    with BertServeClient(url, model="tiny", version=2, timeout=10) as missing:
+        with pytest.raises(ClientError) as caught:
+            missing.status()
+        assert caught.value.status == 404

@@ -13,8 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from live_server import export_tiny, running_server
-
 MODEL = "tiny"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -22,14 +20,6 @@ CHROMEDRIVER = shutil.which("chromedriver")
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None or CHROMEDRIVER is None, reason="needs chromium and chromedriver (apt-get install chromium chromium-driver)"
 )
-
-
-@pytest.fixture(scope="module")
-def server(tiny_run, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("demo")
-    version = export_tiny(tiny_run, folder / "models" / MODEL)
-    with running_server(version.parent, MODEL, folder / "server.log") as url:
-        yield url, version
 
 
 @pytest.fixture(scope="module")
@@ -74,13 +64,13 @@ def result_rows(driver) -> list[tuple[str, float, str, str]]:
     return rows
 
 
-def test_type_enter_and_see_bars(server, browser, tmp_path):
+def test_type_enter_and_see_bars(tiny_server, browser, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
     from bertserve.exported import ExportedModel
 
-    url, version = server
+    url, version = tiny_server
     text = "这家酒店的服务很好，房间也很干净。"
     expected = ExportedModel.load(version).predict_texts([text])[0].tolist()
 
@@ -113,10 +103,10 @@ def test_type_enter_and_see_bars(server, browser, tmp_path):
     print(f"\ndemo page screenshot: {screenshot}")
 
 
-def test_button_and_query_string(server, browser):
+def test_button_and_query_string(tiny_server, browser):
     from selenium.webdriver.common.by import By
 
-    url, _ = server
+    url, _ = tiny_server
     browser.get(url + "/?text=%E5%A4%AA%E5%B7%AE%E4%BA%86")  # 太差了: predicted on load
     wait_for(browser, lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-state") == "done")
     assert browser.find_element(By.ID, "text").get_attribute("value") == "太差了"
@@ -132,10 +122,10 @@ def test_button_and_query_string(server, browser):
     assert sum(row[1] for row in result_rows(browser)) == pytest.approx(1.0, abs=1e-5)
 
 
-def test_errors_show_in_the_page(server, browser):
+def test_errors_show_in_the_page(tiny_server, browser):
     from selenium.webdriver.common.by import By
 
-    url, _ = server
+    url, _ = tiny_server
     browser.get(url + "/")
     wait_for(browser, lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-state") == "ready")
     browser.find_element(By.ID, "predict").click()  # nothing typed

@@ -10,26 +10,18 @@ import re
 import pytest
 
 from bertserve.cli import main
-from live_server import export_tiny, free_port, running_server
+from live_server import free_port
 
 MODEL = "tiny"
 ROW = re.compile(r"^\| (?P<target>[a-z ()-]+?) +\| (?P<conc>\d+) +\| (?P<texts>\w+) +\| (?P<requests>\d+) +\| (?P<errors>\d+) +\|")
-
-
-@pytest.fixture(scope="module")
-def server(tiny_run, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("bench")
-    version = export_tiny(tiny_run, folder / "models" / MODEL)
-    with running_server(version.parent, MODEL, folder / "server.log") as url:
-        yield url, version
 
 
 def table_rows(output: str) -> list[dict]:
     return [match.groupdict() for line in output.splitlines() if (match := ROW.match(line))]
 
 
-def test_bench_prints_the_table_counts_requests_and_writes_json(server, tmp_path, capsys):
-    url, version = server
+def test_bench_prints_the_table_counts_requests_and_writes_json(tiny_server, tmp_path, capsys):
+    url, version = tiny_server
     data = tmp_path / "texts.txt"
     data.write_text("这家酒店很好\n\n房间太小了,隔音很差\n书的内容很精彩\n", encoding="utf-8")
     out = tmp_path / "bench.json"
@@ -58,10 +50,10 @@ def test_bench_prints_the_table_counts_requests_and_writes_json(server, tmp_path
     assert document["targets"][0]["name"].startswith("c=1 p50")
 
 
-def test_requests_bound_is_exact_and_server_cpu_is_read(server, tmp_path, capsys):
+def test_requests_bound_is_exact_and_server_cpu_is_read(tiny_server, tmp_path, capsys):
     import os
 
-    url, _ = server
+    url, _ = tiny_server
     out = tmp_path / "bench.json"
     # Our own pid stands in for the server's: any live process has a CPU time to read.
     code = main(["bench", "--url", url, "--model", MODEL, "--concurrency", "4", "--requests", "37",
@@ -75,8 +67,8 @@ def test_requests_bound_is_exact_and_server_cpu_is_read(server, tmp_path, capsys
     assert result["requests"] == 37 and result["server_cpu_ms"] >= 0
 
 
-def test_unknown_model_counts_errors_and_exits_1(server, capsys):
-    url, _ = server
+def test_unknown_model_counts_errors_and_exits_1(tiny_server, capsys):
+    url, _ = tiny_server
     code = main(["bench", "--url", url, "--model", "nope", "--concurrency", "1", "--requests", "3", "--warmup", "0"])
     output = capsys.readouterr().out
     assert code == 1

@@ -10,18 +10,10 @@ import sys
 import pytest
 
 from bertserve.commands.online import format_line
-from live_server import export_tiny, free_port, running_server
+from live_server import free_port
 
 MODEL = "tiny"
 LINE = re.compile(r"^negative pro:(\d\.\d{4}) positive pro:(\d\.\d{4}) time consuming:(\d+)ms$")
-
-
-@pytest.fixture(scope="module")
-def server(tiny_run, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("online")
-    version = export_tiny(tiny_run, folder / "models" / MODEL)
-    with running_server(version.parent, MODEL, folder / "server.log") as url:
-        yield url, version
 
 
 def bertserve(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
@@ -36,10 +28,10 @@ def test_format_line_matches_the_original_demo():
     )
 
 
-def test_piped_sentences_one_line_each_then_exit(server):
+def test_piped_sentences_one_line_each_then_exit(tiny_server):
     from bertserve.exported import ExportedModel
 
-    url, version = server
+    url, version = tiny_server
     # Blank lines are skipped, `exit` stops reading (the last line is never sent).
     result = bertserve("online", "--url", url, "--model", MODEL, stdin="很好\n\n太差了\nexit\n不会发送\n")
     assert result.returncode == 0, result.stderr
@@ -53,8 +45,8 @@ def test_piped_sentences_one_line_each_then_exit(server):
         assert [float(match[1]), float(match[2])] == pytest.approx(probabilities.tolist(), abs=6e-5)
 
 
-def test_only_model_is_picked_and_eof_ends(server):
-    url, _ = server
+def test_only_model_is_picked_and_eof_ends(tiny_server):
+    url, _ = tiny_server
     result = bertserve("online", "--url", url, stdin="好")  # no trailing newline, then EOF
     assert result.returncode == 0, result.stderr
     assert LINE.match(result.stdout.strip())
@@ -71,8 +63,8 @@ def test_server_down_is_one_line_exit_2():
     )
 
 
-def test_unknown_model_is_one_line_exit_2(server):
-    url, _ = server
+def test_unknown_model_is_one_line_exit_2(tiny_server):
+    url, _ = tiny_server
     result = bertserve("online", "--url", url, "--model", "nope", stdin="很好\n")
     assert result.returncode == 2
     # The message after the status is the server's own (TF Serving's wording).
@@ -80,8 +72,8 @@ def test_unknown_model_is_one_line_exit_2(server):
     assert "nope" in result.stderr and result.stderr.count("\n") == 1
 
 
-def test_predict_through_the_server_matches_in_process(server, tmp_path):
-    url, version = server
+def test_predict_through_the_server_matches_in_process(tiny_server, tmp_path):
+    url, version = tiny_server
     source = tmp_path / "in.tsv"
     source.write_text("label\ttext_a\n1\t很好\n0\t太差了\n1\t还行吧\n", encoding="utf-8")
     remote, local = tmp_path / "remote.tsv", tmp_path / "local.tsv"
