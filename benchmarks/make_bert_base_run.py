@@ -46,8 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from transformers import BertConfig, BertForSequenceClassification
 
-    from bertserve.pretrained import load_tokenizer, resolve
-    from bertserve.runs import save_model
+    from bertserve.pretrained.sources import load_tokenizer, resolve
+    from bertserve.training.run_folder import save_model
 
     tokenizer = load_tokenizer(resolve("m3e-small"), max_seq_length=args.max_seq_length)
     if tokenizer.vocab_size != BERT_BASE_CHINESE["vocab_size"]:

@@ -44,8 +44,8 @@ def make_m3e_shaped_export(folder: Path) -> Path:
     import torch
     from transformers import BertConfig, BertForSequenceClassification
 
-    from bertserve.export import ExportSettings, export_run
-    from bertserve.runs import save_model
+    from bertserve.export.version import ExportSettings, export_run
+    from bertserve.training.run_folder import save_model
     from bertserve.tokenizer import BertTokenizer
 
     spec = importlib.util.find_spec("berserker")

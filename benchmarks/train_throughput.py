@@ -24,8 +24,8 @@ import torch
 
 
 def run_ours(args, output: Path) -> float:
-    from bertserve.config import build_config
-    from bertserve.train import train
+    from bertserve.training.config import build_config
+    from bertserve.training.loop import train
 
     config = build_config(flags=dict(
         data=args.data, pretrained=args.pretrained, output=str(output), epochs=1, batch_size=args.batch_size,
@@ -38,8 +38,8 @@ def run_ours(args, output: Path) -> float:
 def run_trainer(args, output: Path) -> float:
     from transformers import DataCollatorWithPadding, PreTrainedTokenizerFast, Trainer, TrainingArguments
 
-    from bertserve import pretrained
-    from bertserve.data import load_dataset, parse_label_names
+    from bertserve.pretrained import sources as pretrained
+    from bertserve.data.datasets import load_dataset, parse_label_names
     import random
 
     dataset = load_dataset(args.data, label_names=parse_label_names(None), seed=args.seed)

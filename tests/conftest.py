@@ -39,7 +39,7 @@ def make_tiny_run(folder: Path, labels: list[str] = LABELS, seed: int = 0) -> Pa
     import torch
     from transformers import BertConfig, BertForSequenceClassification
 
-    from bertserve.runs import save_model
+    from bertserve.training.run_folder import save_model
     from bertserve.tokenizer import BertTokenizer
 
     torch.manual_seed(seed)
@@ -67,9 +67,9 @@ def tiny_run(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_export(tiny_run, tmp_path_factory) -> Path:
-    """`tiny_run` exported once (fp32, fused) to BASE/1 by `bertserve.export`; shared by the
+    """`tiny_run` exported once (fp32, fused) to BASE/1 by `bertserve.export.version`; shared by the
     session, so treat it as read-only (copy it with shutil.copytree before changing anything)."""
-    from bertserve.export import ExportSettings, export_run
+    from bertserve.export.version import ExportSettings, export_run
 
     return export_run(tiny_run, tmp_path_factory.mktemp("models") / "tiny", ExportSettings(version=1)).path
 

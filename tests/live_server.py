@@ -4,7 +4,7 @@
     with running_server(base_path, "tiny", log_path) as url:   # AVAILABLE when the block starts
         ...
 
-Used by tests/test_client.py, tests/commands/test_online.py and tests/test_demo_page.py.
+Used by tests/test_client.py, tests/commands/test_online.py and tests/serving/test_demo_page.py.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def free_port() -> int:
 
 
 def export_tiny(run_dir: Path, base_path: Path, version: int = 1) -> Path:
-    from bertserve.export import ExportSettings, export_run
+    from bertserve.export.version import ExportSettings, export_run
 
     return export_run(run_dir, base_path, ExportSettings(version=version)).path
 

@@ -10,12 +10,33 @@ def bertserve(*args: str, timeout: float = 120):
     return subprocess.run([sys.executable, "-m", "bertserve", *args], capture_output=True, text=True, timeout=timeout)
 
 
-def test_help_lists_commands_with_examples():
+ALL_COMMANDS = ("train", "evaluate", "export", "serve", "online", "predict", "ray", "bench")
+
+
+def test_every_command_is_registered_with_help_and_examples():
+    from bertserve.cli import build_parser
+
+    subparsers = next(action for action in build_parser()._actions if action.dest == "command")
+    assert sorted(subparsers.choices) == sorted(ALL_COMMANDS)
+    for name, parser in subparsers.choices.items():
+        assert "examples:" in parser.description, name
+
+
+def test_help_lists_each_command_in_the_command_table():
     result = bertserve("--help")
     assert result.returncode == 0
-    for command in ("train", "evaluate", "export", "serve", "online", "predict"):
-        assert command in result.stdout
+    # The listing of sub-commands (not the examples after it): "    train    fine-tune ...".
+    listing = result.stdout.split("examples:")[0]
+    listed = {line.split()[0] for line in listing.splitlines() if line.startswith("    ") and line.split()}
+    assert set(ALL_COMMANDS) <= listed
     assert "examples:" in result.stdout
+
+
+def test_each_command_help_runs():
+    for name in ALL_COMMANDS:
+        result = bertserve(name, "--help")
+        assert result.returncode == 0, (name, result.stderr)
+        assert f"usage: bertserve {name}" in result.stdout
 
 
 def test_train_help_shows_examples_and_defaults():

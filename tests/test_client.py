@@ -165,7 +165,7 @@ def test_server_down_says_connection_refused():
 
 def test_real_server_round_trip(tiny_server):
     """Every call against one real `bertserve serve` process, compared with the model in-process."""
-    from bertserve.exported import ExportedModel
+    from bertserve.inference.model import ExportedModel
 
     url, version = tiny_server
     expected = ExportedModel.load(version).predict_texts(["很好", "太差了"]).tolist()

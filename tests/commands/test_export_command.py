@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 
 from bertserve.cli import main
-from bertserve.exported import ExportedModel
+from bertserve.inference.model import ExportedModel
 
 
 def test_int8_export_with_force_replaces_the_version(tiny_run, tiny_export, tmp_path, capsys):

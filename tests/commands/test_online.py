@@ -29,7 +29,7 @@ def test_format_line_matches_the_original_demo():
 
 
 def test_piped_sentences_one_line_each_then_exit(tiny_server):
-    from bertserve.exported import ExportedModel
+    from bertserve.inference.model import ExportedModel
 
     url, version = tiny_server
     # Blank lines are skipped, `exit` stops reading (the last line is never sent).

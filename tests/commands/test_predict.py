@@ -16,7 +16,7 @@ LABELS = ["negative", "positive"]
 
 @pytest.fixture(scope="module")
 def tiny_export(tiny_run, tmp_path_factory):
-    from bertserve.export import ExportSettings, export_run
+    from bertserve.export.version import ExportSettings, export_run
 
     return export_run(tiny_run, tmp_path_factory.mktemp("models") / "tiny", ExportSettings(version=1)).path
 
@@ -24,7 +24,7 @@ def tiny_export(tiny_run, tmp_path_factory):
 @pytest.fixture(scope="module")
 def expected(tiny_export):
     """What the model says for the texts used below, computed directly."""
-    from bertserve.exported import ExportedModel
+    from bertserve.inference.model import ExportedModel
 
     model = ExportedModel.load(tiny_export)
     texts = ['这家酒店"很"干净', "太差了", "", "好" * 300]

@@ -185,7 +185,7 @@ def test_serving_requirements_cover_what_the_server_imports(tiny_export):
 import asyncio, json, sys
 import uvicorn
 from importlib.metadata import packages_distributions
-from bertserve.exported import ExportedModel
+from bertserve.inference.model import ExportedModel
 from bertserve.serving.batching import BatchingOptions
 from bertserve.serving.model_config import ModelConfig
 from bertserve.serving.server import ServerOptions, build

@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from bertserve.errors import ConfigError, RequestError
+from bertserve.errors import ConfigError, EngineError, RequestError
 from bertserve.serving.batching import Batcher, BatchingOptions
 from bertserve.tokenizer import Encoded
 
@@ -151,12 +151,13 @@ def test_engine_failure_fails_only_that_batch_and_bad_options_are_config_errors(
     async def scenario():
         batcher = Batcher("m", broken, pad_id=0, options=BatchingOptions(batch_timeout_micros=0))
         await batcher.start()
-        with pytest.raises(RequestError) as failed:
+        with pytest.raises(EngineError) as failed:
             await batcher.submit([row(1)])
         await batcher.close()
         return failed.value
 
-    assert run(scenario()).status == 500
+    failure = run(scenario())
+    assert failure.status == 500 and failure.code == "INTERNAL" and "onnxruntime exploded" in str(failure)
     with pytest.raises(ConfigError, match="max_batch_size"):
         BatchingOptions(max_batch_size=0)
 

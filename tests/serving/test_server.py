@@ -10,7 +10,7 @@ import httpx
 from bertserve.serving.app import AppOptions, create_app
 from bertserve.serving.batching import BatchingOptions
 from bertserve.serving.manager import ModelConfig, ModelManager
-from bertserve.serving.metrics import ServingMetrics
+from bertserve.serving.prometheus import ServingMetrics
 from bertserve.serving.server import ServerState, add_operational_routes
 
 from lifecycle_fakes import fake_loader, make_versions
@@ -52,7 +52,7 @@ def test_health_readiness_and_metrics(tmp_path: Path):
     assert (predicted.status_code, predicted.json()) == (200, {"predictions": [[1.0, 0.0], [1.0, 0.0]]})
     text = prometheus.text
     assert prometheus.status_code == 200 and prometheus.headers["content-type"].startswith("text/plain")
-    assert 'bertserve_requests_total{code="200",model="m",route="predict"} 1.0' in text
+    assert 'bertserve_requests_total{code="200",model="m",protocol="rest",route="predict"} 1.0' in text
     assert 'bertserve_batch_size_count{model="m"} 1.0' in text
     assert 'bertserve_loaded_versions{model="m"} 1.0' in text
     assert 'bertserve_batch_queue_depth{model="m",version="1"} 0.0' in text

@@ -56,13 +56,13 @@ def version_states(client: httpx.Client) -> dict[str, tuple[str, str]]:
 @pytest.fixture(scope="module")
 def staged_version(tiny_run, tmp_path_factory) -> Path:
     """Version 1, exported beside BASE so the test can move it in after the server started."""
-    from bertserve.export import ExportSettings, export_run
+    from bertserve.export.version import ExportSettings, export_run
 
     return export_run(tiny_run, tmp_path_factory.mktemp("staging"), ExportSettings(version=1)).path
 
 
 def test_hot_reload_broken_version_and_sigterm_drain(staged_version, tmp_path):
-    from bertserve.export import ExportSettings, export_run
+    from bertserve.export.version import ExportSettings, export_run
 
     base = tmp_path / "models" / MODEL
     base.mkdir(parents=True)

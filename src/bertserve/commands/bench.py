@@ -129,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
             show(asyncio.run(run_level(target, texts, concurrency, duration, args.requests, args.warmup, args.texts, pid)))
 
     if args.engine_dir:
-        from bertserve.exported import ExportedModel
+        from bertserve.inference.model import ExportedModel
 
         model = ExportedModel.load(Path(args.engine_dir), verify=False)
         for concurrency in args.concurrency:

@@ -34,8 +34,8 @@ def run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from bertserve.evaluate import evaluate_run
-    from bertserve.metrics import format_report
+    from bertserve.training.evaluate import evaluate_run
+    from bertserve.training.scores import format_report
 
     report = evaluate_run(
         Path(args.run), args.data, split=args.split, text_column=args.text_column, label_column=args.label_column,

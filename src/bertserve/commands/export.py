@@ -1,4 +1,4 @@
-"""`bertserve export`: turn a run folder into a servable ONNX or OpenVINO version folder (see `bertserve.export`)."""
+"""`bertserve export`: turn a run folder into a servable ONNX or OpenVINO version folder (see `bertserve.export.version`)."""
 
 from __future__ import annotations
 
@@ -80,7 +80,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bertserve.export import ExportSettings, export_run
+    from bertserve.export.version import ExportSettings, export_run
 
     settings = ExportSettings(
         version=args.version,

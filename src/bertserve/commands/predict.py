@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from bertserve.client import quiet_http_logs
-    from bertserve.table_io import detect_format, open_table_writer, read_table, texts_of
+    from bertserve.data.table_io import detect_format, open_table_writer, read_table, texts_of
 
     quiet_http_logs()
     if args.batch_size < 1:
@@ -96,7 +96,7 @@ def _open_model(args: argparse.Namespace) -> tuple[list[str], Predictor, Callabl
     if args.model_dir is not None:
         if args.url is not None or args.model is not None:
             raise ConfigError("give either --model-dir or --url/--model, not both")
-        from bertserve.exported import ExportedModel
+        from bertserve.inference.model import ExportedModel
 
         versions = sorted(int(p.name) for p in args.model_dir.glob("*") if p.is_dir() and p.name.isdigit())
         if versions and not args.model_dir.name.isdigit():

@@ -61,15 +61,12 @@ def ray_options(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    import dataclasses
     import logging
     import os
     import signal
     import threading
 
     from bertserve.errors import ConfigError
-    from bertserve.serving.app import AppOptions
-    from bertserve.serving.batching import BatchingOptions
     from bertserve.serving.server import bind
 
     try:
@@ -81,20 +78,10 @@ def run(args: argparse.Namespace) -> int:
 
     logger = logging.getLogger("bertserve.commands.ray")
     configs = serve_command.model_configs(args)
+    serve_command.check_durations(args)
     options = ray_options(args)
-    batching = BatchingOptions(
-        max_batch_size=args.max_batch_size,
-        batch_timeout_micros=args.batch_timeout_micros,
-        max_enqueued_batches=args.max_enqueued_batches,
-        num_batch_threads=args.num_batch_threads,
-    )
-    if args.rest_api_timeout_in_ms <= 0:
-        raise ConfigError("--rest_api_timeout_in_ms must be positive")
-    app_options = AppOptions(
-        request_timeout_seconds=args.rest_api_timeout_in_ms / 1000,
-        cors_origins=tuple(args.cors_origin),
-        access_log_json=args.access_log == "json",
-    )
+    batching = serve_command.batching_options(args)
+    app_options = serve_command.app_options(args)
     bind(args.host, args.rest_api_port).close()  # a port in use is a one-line error, not Ray's log dump
 
     init: dict = {"address": args.ray_address, "include_dashboard": False, "logging_level": logging.WARNING}

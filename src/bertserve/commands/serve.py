@@ -117,27 +117,47 @@ def model_configs(args: argparse.Namespace) -> list:
     ]
 
 
-def run(args: argparse.Namespace) -> int:
-    import asyncio
-    import dataclasses
-
-    from bertserve.errors import ConfigError
-    from bertserve.serving.app import AppOptions
+def batching_options(args: argparse.Namespace):
+    """The batcher's knobs from the flags (shared by `serve` and `ray`)."""
     from bertserve.serving.batching import BatchingOptions
-    from bertserve.serving.server import ServerOptions, serve
 
-    configs = model_configs(args)
-    for name in ("file_system_poll_wait_seconds", "drain_seconds", "shutdown_delay_seconds"):
-        if getattr(args, name) < 0:
-            raise ConfigError(f"--{name} must be >= 0")
-    if args.rest_api_timeout_in_ms <= 0:
-        raise ConfigError("--rest_api_timeout_in_ms must be positive")
-    batching = BatchingOptions(
+    return BatchingOptions(
         max_batch_size=args.max_batch_size,
         batch_timeout_micros=args.batch_timeout_micros,
         max_enqueued_batches=args.max_enqueued_batches,
         num_batch_threads=args.num_batch_threads,
     )
+
+
+def app_options(args: argparse.Namespace):
+    """The HTTP app's options from the flags (shared by `serve` and `ray`)."""
+    from bertserve.errors import ConfigError
+    from bertserve.serving.app import AppOptions
+
+    if args.rest_api_timeout_in_ms <= 0:
+        raise ConfigError("--rest_api_timeout_in_ms must be positive")
+    return AppOptions(
+        request_timeout_seconds=args.rest_api_timeout_in_ms / 1000,
+        cors_origins=tuple(args.cors_origin),
+        access_log_json=args.access_log == "json",
+    )
+
+
+def check_durations(args: argparse.Namespace) -> None:
+    from bertserve.errors import ConfigError
+
+    for name in ("file_system_poll_wait_seconds", "drain_seconds", "shutdown_delay_seconds"):
+        if getattr(args, name) < 0:
+            raise ConfigError(f"--{name} must be >= 0")
+
+
+def run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from bertserve.serving.server import ServerOptions, serve
+
+    configs = model_configs(args)
+    check_durations(args)
     options = ServerOptions(
         host=args.host,
         port=args.rest_api_port,
@@ -148,12 +168,4 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         intra_op_threads=args.intra_op_threads,
     )
-    # Only set the AppOptions fields the REST layer defines, so both sides can evolve.
-    wanted = {
-        "request_timeout_seconds": args.rest_api_timeout_in_ms / 1000,
-        "cors_origins": tuple(args.cors_origin),
-        "access_log_json": args.access_log == "json",
-    }
-    known = {field.name for field in dataclasses.fields(AppOptions)}
-    app_options = AppOptions(**{key: value for key, value in wanted.items() if key in known})
-    return asyncio.run(serve(configs, options, batching, app_options))
+    return asyncio.run(serve(configs, options, batching_options(args), app_options(args)))

@@ -1,4 +1,4 @@
-"""`bertserve train`: fine-tune a BERT classifier and write a run folder (see bertserve.train)."""
+"""`bertserve train`: fine-tune a BERT classifier and write a run folder (see bertserve.training.loop)."""
 
 from __future__ import annotations
 
@@ -58,8 +58,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from bertserve.config import TrainConfig, build_config
-    from bertserve.train import train
+    from bertserve.layout import CONFIG_FILE
+    from bertserve.training.config import TrainConfig, build_config
+    from bertserve.training.loop import train
 
     from pathlib import Path
 
@@ -72,9 +73,9 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--resume continues with the run's own config.json; drop {given or ['--config']}")
         if not args.output:
             raise ConfigError("--resume needs --output RUN_DIR (the run to continue)")
-        if not (Path(args.output) / "config.json").is_file():
+        if not (Path(args.output) / CONFIG_FILE).is_file():
             raise ConfigError(f"--resume: {args.output} is not a run folder (no config.json)")
-        config = build_config(Path(args.output) / "config.json", {"output": args.output})
+        config = build_config(Path(args.output) / CONFIG_FILE, {"output": args.output})
     else:
         config = build_config(args.config, flags)
     metrics = train(config, resume=args.resume)

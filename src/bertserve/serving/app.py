@@ -32,7 +32,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from bertserve.errors import RequestError
+from bertserve.errors import RequestError, ServingError
 from bertserve.serving import openapi, tfserving
 from bertserve.serving.json_tensor import Limits, parse_classify, parse_predict
 from bertserve.tokenizer import Encoded
@@ -48,7 +48,7 @@ PLACEHOLDER_HTML = (
 
 
 class MetricsHook(Protocol):
-    def observe_request(self, model: str, route: str, status: int, seconds: float) -> None: ...
+    def observe_request(self, model: str, route: str, status: int | str, seconds: float, protocol: str = "rest") -> None: ...
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ class AppOptions:
     request_timeout_seconds: float = 30.0  # TF Serving's default deadline (--rest_api_timeout_in_ms)
     cors_origins: tuple[str, ...] = ()  # CORS off unless origins are given ("*" allows any)
     access_log_json: bool = False  # one JSON line per request on the "bertserve.access" logger
-    metrics: MetricsHook | None = None  # e.g. metrics.ServingMetrics
+    metrics: MetricsHook | None = None  # e.g. prometheus.ServingMetrics
 
     @property
     def limits(self) -> Limits:
@@ -98,8 +98,8 @@ def create_app(manager: Any, options: AppOptions | None = None) -> FastAPI:
             return HTMLResponse(INDEX_HTML.read_text(encoding="utf-8"))
         return HTMLResponse(PLACEHOLDER_HTML)
 
-    @app.exception_handler(RequestError)
-    async def request_error(request: Request, error: RequestError) -> JSONResponse:
+    @app.exception_handler(ServingError)
+    async def request_error(request: Request, error: ServingError) -> JSONResponse:
         return error_response(str(error), error.status)
 
     @app.exception_handler(StarletteHTTPException)
@@ -109,8 +109,8 @@ def create_app(manager: Any, options: AppOptions | None = None) -> FastAPI:
         if error.status_code in (404, 405) and _raw_path(request).lower().startswith("/v1/"):
             try:
                 return await _dispatch(request)
-            except RequestError as request_error_:
-                return error_response(str(request_error_), request_error_.status)
+            except ServingError as serving_error:
+                return error_response(str(serving_error), serving_error.status)
         if error.status_code == 404:
             return error_response(f"Not found: {request.method} {_raw_path(request)}; the API is under /v1/ (see /docs)", 404)
         return error_response(str(error.detail), error.status_code)
@@ -160,7 +160,7 @@ async def _fast_dispatch(scope: dict, receive: Any, send: Any) -> None:
     request = Request(scope, receive)
     try:
         response = await _dispatch(request)
-    except RequestError as error:
+    except ServingError as error:
         response = error_response(str(error), error.status)
     except Exception as error:
         logger.exception("unexpected error serving %s %s", request.method, request.url.path)

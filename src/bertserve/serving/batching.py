@@ -33,7 +33,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from bertserve.errors import ConfigError, RequestError
+from bertserve.errors import ConfigError, EngineError, RequestError
 from bertserve.tokenizer import Encoded
 
 logger = logging.getLogger(__name__)
@@ -283,7 +283,7 @@ class Batcher:
                     failure = error
                 else:
                     logger.exception("model %s: batch of %d rows failed", self.model_name, len(batch))
-                    failure = RequestError(f"Model {self.model_name} failed to run a batch: {error}", 500)
+                    failure = EngineError(f"Model {self.model_name} failed to run a batch: {error}")
                 for row in batch:
                     if not row.request.future.done():
                         row.request.future.set_exception(failure)

@@ -34,7 +34,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Callable
 
-from bertserve.errors import BertServeError, ExportError, RequestError
+from bertserve.errors import BertServeError, ExportError, RequestError, VersionNotFoundError
 from bertserve.serving.batching import BatchingOptions
 from bertserve.serving.model_config import ModelConfig
 from bertserve.serving.servable import Servable
@@ -122,7 +122,7 @@ def _check_inside(folder: Path, base_path: Path) -> None:
 
 def _error_code(error: BaseException) -> str:
     """TF Serving's canonical error code for a failed load."""
-    if isinstance(error, FileNotFoundError) or (isinstance(error, ExportError) and "does not exist" in str(error)):
+    if isinstance(error, (FileNotFoundError, VersionNotFoundError)):
         return "NOT_FOUND"
     if isinstance(error, BertServeError):
         return "INVALID_ARGUMENT"
@@ -141,7 +141,7 @@ class ModelManager:
         on_batch: Callable[[str, int], None] | None = None,
     ):
         if loader is None:
-            from bertserve.exported import ExportedModel
+            from bertserve.inference.model import ExportedModel
 
             loader = ExportedModel.load
         self.configs = {config.name: config for config in configs}

@@ -129,10 +129,10 @@ class ReplicaServer:
         self.manager: Any = None
 
     async def __serve_build_asgi_app__(self) -> Any:
-        from bertserve.exported import ExportedModel
+        from bertserve.inference.model import ExportedModel
         from bertserve.serving.app import AppOptions, create_app
         from bertserve.serving.manager import ModelManager
-        from bertserve.serving.metrics import ServingMetrics
+        from bertserve.serving.prometheus import ServingMetrics
         from bertserve.serving.server import ServerState, add_operational_routes
 
         # server.build() without a loader argument: here each replica gets only its CPU share of

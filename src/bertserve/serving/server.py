@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 from bertserve.errors import ConfigError
 from bertserve.serving.batching import BatchingOptions
-from bertserve.serving.manager import ModelConfig, ModelManager
-from bertserve.serving.metrics import ServingMetrics
+from bertserve.serving.manager import ModelConfig, ModelManager, VersionState
+from bertserve.serving.prometheus import ServingMetrics
 from bertserve.serving.timeouts import guarded_protocol
 
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ class ServerState:
         if not self.manager.ready():
             waiting = [
                 name for name in self.manager.model_names()
-                if not any(s.state.value == "AVAILABLE" for s in self._statuses(name))
+                if not any(s.state == VersionState.AVAILABLE for s in self._statuses(name))
             ]
             return f"Not ready: no AVAILABLE version yet for model(s) {', '.join(waiting)}; see GET /v1/models/<name>"
         return None
@@ -135,7 +135,7 @@ def build(configs: list[ModelConfig], options: ServerOptions, batching: Batching
     if options.device != "cpu" or options.intra_op_threads is not None:
         import functools
 
-        from bertserve.exported import ExportedModel
+        from bertserve.inference.model import ExportedModel
 
         loader = functools.partial(ExportedModel.load, device=options.device, threads=options.intra_op_threads)
     manager = ModelManager(configs, batching, poll_seconds=options.poll_seconds, loader=loader,

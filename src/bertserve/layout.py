@@ -1,0 +1,43 @@
+"""The file names inside a run folder and an exported version folder, defined once.
+
+A run folder (written by `bertserve train`):
+    config.json  data.json  environment.json  labels.json  history.jsonl  metrics.json  model_card.md
+    model/model.safetensors (+ the model's config.json)   tokenizer/   checkpoint/ (while training)
+
+A version folder (written by `bertserve export`, read by `bertserve serve`):
+    model.xml + model.bin (OpenVINO) or model.onnx   tokenizer/   labels.json   signature.json
+    model_card.md   export_config.json   manifest.json
+
+Every module that reads or writes one of these names imports it from here.
+"""
+
+from __future__ import annotations
+
+# Shared by both folders.
+TOKENIZER_DIR = "tokenizer"
+LABELS_FILE = "labels.json"
+MODEL_CARD_FILE = "model_card.md"
+
+# Run folder.
+CONFIG_FILE = "config.json"
+DATA_REPORT_FILE = "data.json"
+ENVIRONMENT_FILE = "environment.json"
+HISTORY_FILE = "history.jsonl"
+METRICS_FILE = "metrics.json"
+MODEL_DIR = "model"
+WEIGHTS_FILE = "model.safetensors"
+CHECKPOINT_DIR = "checkpoint"
+PROGRESS_FILE = "progress.json"
+
+# Version folder.
+ONNX_MODEL_FILE = "model.onnx"
+OPENVINO_MODEL_FILE = "model.xml"
+OPENVINO_WEIGHTS_FILE = "model.bin"
+SIGNATURE_FILE = "signature.json"
+EXPORT_CONFIG_FILE = "export_config.json"
+MANIFEST_FILE = "manifest.json"
+
+# Tokenizer folder (inside both).
+VOCAB_FILE = "vocab.txt"
+TOKENIZER_JSON_FILE = "tokenizer.json"
+TOKENIZER_SETTINGS_FILE = "tokenizer_settings.json"

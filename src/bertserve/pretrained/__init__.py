@@ -1,0 +1,2 @@
+"""Pretrained weights to start a fine-tune from: resolving `--pretrained` (`sources`), and Google's
+TensorFlow checkpoints read without TensorFlow (`tf_checkpoint`, on `sstable` and `crc32c`)."""

