@@ -88,3 +88,27 @@ def test_predict_through_the_server_matches_in_process(tiny_server, tmp_path):
     for remote_row, local_row in zip(remote_rows[1:], local_rows[1:]):
         assert remote_row[:2] == local_row[:2]
         assert [float(p) for p in remote_row[2:4]] == pytest.approx([float(p) for p in local_row[2:4]], abs=2e-6)
+
+
+def test_tokenizer_sends_the_demo_ids_from_a_version_or_tokenizer_folder(tiny_server, tmp_path):
+    """--tokenizer: the client tokenizes as the 2019 demo did ([CLS] ... [SEP], zero-padded to 128)."""
+    from bertserve.commands.online import _client_tokenizer
+    from bertserve.inference.model import ExportedModel
+
+    url, version = tiny_server
+    model = ExportedModel.load(version)
+    expected_ids = model.tokenizer.encode(["很好"], pad_to=128).input_ids.tolist()
+    assert _client_tokenizer(str(version))("很好") == expected_ids
+    assert _client_tokenizer(str(version / "tokenizer"))("很好") == expected_ids
+    assert expected_ids[0][:4] == [101, 2523, 1962, 102] and expected_ids[0][4:] == [0] * 124
+    result = bertserve("online", "--url", url, "--model", MODEL, "--tokenizer", str(version), stdin="很好\n")
+    assert result.returncode == 0, result.stderr
+    match = LINE.match(result.stdout.strip())
+    assert match, result.stdout
+    expected = model.predict_texts(["很好"])[0].tolist()
+    assert [float(match[1]), float(match[2])] == pytest.approx(expected, abs=6e-5)
+    # A folder without a tokenizer: one line, exit 2, before anything is sent.
+    result = bertserve("online", "--url", url, "--model", MODEL, "--tokenizer", str(tmp_path), stdin="很好\n")
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.startswith(f"bertserve: error: {tmp_path}: not a bertserve tokenizer folder")
+    assert result.stderr.count("\n") == 1

@@ -2,6 +2,7 @@
 
     bertserve online --url http://127.0.0.1:8501 --model chnsenticorp
     echo 这家酒店很干净 | bertserve online --model chnsenticorp      # non-interactive
+    bertserve online --model chnsenticorp --tokenizer models/chnsenticorp/1569141360  # ids, as in 2019
 
 Prints one line per sentence in the original demo's (`predict_online.py`) shape:
 
@@ -27,10 +28,15 @@ Label names come from the model's metadata. Stop with `exit`, Ctrl-D or Ctrl-C. 
 terminal (piped input) no prompt is shown, so the output is exactly one line per input line (blank
 lines are skipped). Exits 2 with a one-line message when the server cannot be reached.
 
+Text goes to the server, which tokenizes. With --tokenizer the client tokenizes instead, as the 2019
+demo's predict_online.py did, and sends its request: {"inputs": {"input_ids": [[101, ..., 102, 0, ...]]}},
+zero-padded to the tokenizer's max_seq_length (128); that request also works on TensorFlow Serving.
+
 examples:
   bertserve serve --model_name chnsenticorp --model_base_path models/chnsenticorp &
   bertserve online --url http://127.0.0.1:8501 --model chnsenticorp
-  printf '很好\\n太差了\\n' | bertserve online --model chnsenticorp"""
+  printf '很好\\n太差了\\n' | bertserve online --model chnsenticorp
+  bertserve online --model chnsenticorp --tokenizer models/chnsenticorp/1569141360"""
 
 PROMPT = "sentence> "
 EXIT_WORDS = frozenset({"exit", "quit"})
@@ -40,6 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--url", default=DEFAULT_URL, help=f"server address (default: {DEFAULT_URL})")
     parser.add_argument("--model", help="model name (default: the server's only model)")
     parser.add_argument("--timeout", type=float, default=35.0, help="seconds to wait for each answer (default: 35)")
+    parser.add_argument("--tokenizer", metavar="FOLDER",
+                        help="tokenize on the client and send zero-padded token ids, as the 2019 demo did "
+                             "(an exported version folder or its tokenizer/ folder)")
 
 
 def format_line(labels: list[str], probabilities: list[float], milliseconds: float) -> str:
@@ -53,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
     from bertserve.errors import ClientError
 
     quiet_http_logs()
+    encode = _client_tokenizer(args.tokenizer) if args.tokenizer else None
 
     with BertServeClient(args.url, model=args.model or "", timeout=args.timeout) as client:
         if args.model is None:
@@ -74,7 +84,10 @@ def run(args: argparse.Namespace) -> int:
                     break
                 started = time.perf_counter()
                 try:
-                    [probabilities] = client.predict_texts([sentence])
+                    if encode is None:
+                        [probabilities] = client.predict_texts([sentence])
+                    else:
+                        [probabilities] = client.predict_ids(encode(sentence))
                 except ClientError as error:
                     if error.status is None:
                         raise  # the server went away: no point reading more input
@@ -87,6 +100,20 @@ def run(args: argparse.Namespace) -> int:
             if interactive:
                 print()
     return 0
+
+
+def _client_tokenizer(folder: str):
+    """sentence -> `[[101, ..., 102, 0, ...]]`: the 2019 demo's ids, padded to max_seq_length."""
+    from pathlib import Path
+
+    from bertserve.layout import TOKENIZER_DIR, TOKENIZER_SETTINGS_FILE
+    from bertserve.tokenizer import BertTokenizer
+
+    path = Path(folder).expanduser()
+    if not (path / TOKENIZER_SETTINGS_FILE).is_file() and (path / TOKENIZER_DIR).is_dir():
+        path = path / TOKENIZER_DIR  # a version folder: use the tokenizer saved inside it
+    tokenizer = BertTokenizer.load(path)  # a one-line PretrainedError when it is not a tokenizer folder
+    return lambda sentence: tokenizer.encode([sentence], pad_to=tokenizer.max_seq_length).input_ids.tolist()
 
 
 def _read_sentence(stream: TextIO, interactive: bool) -> str | None:
