@@ -103,7 +103,7 @@ def test_openvino_engine_options_and_compile_cache(tiny_export, tmp_path):
     [
         ({"threads": 0}, "threads must be a positive integer"),
         ({"performance_hint": "FAST"}, r"performance hint must be one of \['LATENCY', 'THROUGHPUT'\]"),
-        ({"inference_precision": "fp16"}, r"inference precision must be one of \['fp32', 'bf16'\]"),
+        ({"inference_precision": "fp16"}, r"inference precision must be one of \['fp32', 'bf16', 'default'\]"),
         ({"num_streams": 0}, "num_streams must be a positive integer"),
     ],
 )

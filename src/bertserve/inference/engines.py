@@ -43,8 +43,10 @@ CUDA_PROVIDER = "CUDAExecutionProvider"
 # model.xml indexes by offset, not a pickle; manifest.py allows it only beside model.xml.
 ENGINE_CHOICES = ("auto", "onnxruntime", "openvino")
 PERFORMANCE_HINTS = ("LATENCY", "THROUGHPUT")
-# Our names for OpenVINO's INFERENCE_PRECISION_HINT values.
-INFERENCE_PRECISIONS = {"fp32": "f32", "bf16": "bf16"}
+# Our names for OpenVINO's INFERENCE_PRECISION_HINT values. "default" leaves the hint unset: OpenVINO
+# then picks by CPU (bf16 where the CPU has AVX512-BF16 or AMX, else f32). Which one is fastest
+# depends on the CPU (../docs/benchmarks.md): `bertserve.inference.tuning` measures it at load.
+INFERENCE_PRECISIONS = {"fp32": "f32", "bf16": "bf16", "default": None}
 
 
 class Engine(Protocol):
@@ -88,6 +90,8 @@ class OnnxRuntimeEngine:
     processes need; measured interleaved under load, BERT-base int8 batch-1 p50 at 75 tokens
     was 219 ms spinning vs 117 ms not (docs/benchmarks.md, "Engines")."""
 
+    kind = "onnxruntime"
+
     def __init__(
         self,
         path: Path | str,
@@ -115,6 +119,12 @@ class OnnxRuntimeEngine:
         except Exception as error:  # onnxruntime raises its own untyped errors for bad graphs
             raise ExportError(f"{self.path}: ONNX Runtime cannot load this model: {error}") from error
         self.providers: tuple[str, ...] = tuple(self.session.get_providers())
+        # What runs, for the model status and /metrics (see `bertserve.inference.tuning`). ONNX
+        # Runtime runs the graph's own types (fp32, or int8 weights with fp32 activations).
+        self.settings: dict[str, Any] = {
+            "engine": self.kind, "precision": "graph", "hint": "LATENCY",
+            "threads": options.intra_op_num_threads, "streams": 1,
+        }
         self.input_names: tuple[str, ...] = tuple(node.name for node in self.session.get_inputs())
         self.output_names: tuple[str, ...] = tuple(node.name for node in self.session.get_outputs())
 
@@ -134,9 +144,10 @@ class OpenVinoEngine:
     - `performance_hint`: "LATENCY" (default: one stream, every thread on one request: the
       batch-1 serving case) or "THROUGHPUT" (several streams run requests side by side).
     - `num_streams`: overrides the hint's stream count.
-    - `inference_precision`: "fp32" or "bf16". Default fp32, stated explicitly because OpenVINO
-      silently picks bf16 on CPUs that have it (AVX512-BF16/AMX); bf16 exports ask for "bf16".
-      Int8 layers of an NNCF-quantised model run in int8 either way; this sets the rest.
+    - `inference_precision`: "fp32", "bf16" or "default" (OpenVINO's choice for this CPU: bf16
+      where the CPU has AVX512-BF16/AMX). Int8 layers of an NNCF-quantised model run in int8
+      either way; this sets the rest. Which is fastest depends on the CPU: the server measures it
+      at load (`bertserve.inference.tuning`) instead of baking one machine's answer in.
     - `cache_dir`: OpenVINO's compile cache (CACHE_DIR), so a restart skips graph compilation.
       Never inside a version folder: the manifest would refuse the cache files.
     - `cpu_pinning`: ENABLE_CPU_PINNING, off by default: OpenVINO pins its threads to cores for
@@ -145,6 +156,8 @@ class OpenVinoEngine:
 
     One infer request per calling thread, because a request is not thread-safe and the server
     may run several batches at once (`--num_batch_threads`)."""
+
+    kind = "openvino"
 
     def __init__(
         self,
@@ -179,6 +192,8 @@ class OpenVinoEngine:
             "INFERENCE_PRECISION_HINT": INFERENCE_PRECISIONS[inference_precision],
             "ENABLE_CPU_PINNING": bool(cpu_pinning),
         }
+        if self.config["INFERENCE_PRECISION_HINT"] is None:
+            del self.config["INFERENCE_PRECISION_HINT"]
         if num_streams is not None:
             self.config["NUM_STREAMS"] = num_streams
         if cache_dir is not None:
@@ -193,6 +208,14 @@ class OpenVinoEngine:
         self.input_names: tuple[str, ...] = tuple(port.get_any_name() for port in self.compiled.inputs)
         self.output_names: tuple[str, ...] = tuple(port.get_any_name() for port in self.compiled.outputs)
         self._requests = threading.local()
+        self.settings: dict[str, Any] = {
+            "engine": self.kind,
+            # What OpenVINO resolved ("default" becomes f32 or bf16 here), in our names.
+            "precision": _compiled_precision(self.compiled, inference_precision),
+            "hint": performance_hint,
+            "threads": self.config["INFERENCE_NUM_THREADS"],
+            "streams": _compiled_int(self.compiled, "NUM_STREAMS", num_streams or 1),
+        }
 
     def run(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
         missing = [name for name in self.input_names if name not in inputs]
@@ -207,6 +230,22 @@ class OpenVinoEngine:
         return np.array(request.get_output_tensor(0).data, dtype=np.float32, copy=True)
 
 
+def _compiled_precision(compiled: Any, asked: str) -> str:
+    try:
+        value = compiled.get_property("INFERENCE_PRECISION_HINT")
+    except Exception:  # an older OpenVINO without the read-back
+        return asked
+    value = value.get_type_name() if hasattr(value, "get_type_name") else str(value)
+    return {"f32": "fp32", "bf16": "bf16", "f16": "fp16"}.get(value, value)
+
+
+def _compiled_int(compiled: Any, name: str, fallback: int) -> int:
+    try:
+        return int(compiled.get_property(name))
+    except Exception:
+        return fallback
+
+
 def export_engine_settings(version_dir: Path) -> dict[str, Any]:
     """The `engine` block an export recorded in export_config.json (format, precision), or {}."""
     path = Path(version_dir) / EXPORT_CONFIG_FILE
@@ -215,6 +254,19 @@ def export_engine_settings(version_dir: Path) -> dict[str, Any]:
     except (OSError, ValueError, AttributeError):
         return {}  # ExportedModel reports an unreadable export_config.json itself
     return settings if isinstance(settings, dict) else {}
+
+
+def resolve_engine_kind(version_dir: Path, engine: str = "auto") -> str:
+    """"onnxruntime" or "openvino": `engine` itself, or for "auto" the one the folder's files call for."""
+    if engine not in ENGINE_CHOICES:
+        raise ExportError(f"engine must be one of {list(ENGINE_CHOICES)}, got {engine!r}")
+    if engine != "auto":
+        return engine
+    if (Path(version_dir) / OPENVINO_MODEL_FILE).is_file():
+        return "openvino"
+    if (Path(version_dir) / ONNX_MODEL_FILE).is_file():
+        return "onnxruntime"
+    raise ExportError(f"{version_dir}: neither {ONNX_MODEL_FILE} nor {OPENVINO_MODEL_FILE} found; re-export the model")
 
 
 def create_engine(
@@ -238,16 +290,8 @@ def create_engine(
     what the export recorded (a bf16 export says "bf16"), else fp32. `device="cuda"` needs ONNX
     Runtime with its CUDA provider. `cpu_pinning` applies to OpenVINO, `spinning` to ONNX Runtime."""
     version_dir = Path(version_dir)
-    if engine not in ENGINE_CHOICES:
-        raise ExportError(f"engine must be one of {list(ENGINE_CHOICES)}, got {engine!r}")
+    engine = resolve_engine_kind(version_dir, engine)
     onnx_file, openvino_file = version_dir / ONNX_MODEL_FILE, version_dir / OPENVINO_MODEL_FILE
-    if engine == "auto":
-        if openvino_file.is_file():
-            engine = "openvino"
-        elif onnx_file.is_file():
-            engine = "onnxruntime"
-        else:
-            raise ExportError(f"{version_dir}: neither {ONNX_MODEL_FILE} nor {OPENVINO_MODEL_FILE} found; re-export the model")
     if engine == "onnxruntime":
         if not onnx_file.is_file():
             raise ExportError(

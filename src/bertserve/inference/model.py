@@ -81,6 +81,7 @@ class ExportedModel:
         device: str = "cpu",
         engine: str = "auto",
         padded_lengths: Sequence[int] = (),
+        tuning: Any = None,
         **engine_options: Any,
     ) -> "ExportedModel":
         """Load and check a version folder. `engine`: "auto" (by the files), "onnxruntime" or
@@ -88,7 +89,9 @@ class ExportedModel:
         `bertserve.inference.padded_shapes.DEFAULT_PADDED_LENGTHS`), `()` (default) for none: measured with OpenVINO
         int8 on real dev texts one by one, padding was slower (docs/benchmarks.md, "Engines");
         `engine_options`: passed to `create_engine` (performance_hint, inference_precision,
-        num_streams, cache_dir)."""
+        num_streams, cache_dir); `tuning`: a `bertserve.inference.tuning.TuningOptions` to choose
+        the engine settings by measuring on this machine (the server's default), None to take them
+        as given."""
         path = Path(path)
         if not path.is_dir():
             raise VersionNotFoundError(f"export version folder {path} does not exist")
@@ -110,7 +113,13 @@ class ExportedModel:
             raise ExportError(f"{path}: {error}") from error
         if labels != signature["labels"]:
             raise ExportError(f"{path}: {LABELS_FILE} {labels} disagrees with {SIGNATURE_FILE} {signature['labels']}")
-        runner = create_engine(path, engine, threads=threads, device=device, **engine_options)
+        if tuning is not None:
+            from bertserve.inference.tuning import load_tuned_engine
+
+            runner = load_tuned_engine(path, engine, tokenizer=tokenizer, export_config=export_config, options=tuning,
+                                       device=device, **engine_options)
+        else:
+            runner = create_engine(path, engine, threads=threads, device=device, **engine_options)
         missing = [name for name in runner.input_names if name not in signature["inputs"]]
         if missing:
             raise ExportError(f"{path}: the model has inputs {missing} that {SIGNATURE_FILE} does not describe")
