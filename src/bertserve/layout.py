@@ -7,6 +7,8 @@ A run folder (written by `bertserve train`):
 A version folder (written by `bertserve export`, read by `bertserve serve`):
     model.xml + model.bin (OpenVINO) or model.onnx   tokenizer/   labels.json   signature.json
     model_card.md   export_config.json   manifest.json
+  or, for an ensemble, members/0/, members/1/, ... (each: the model file(s) + export_config.json)
+  in place of the model file(s).
 
 Every module that reads or writes one of these names imports it from here.
 """
@@ -36,6 +38,7 @@ OPENVINO_WEIGHTS_FILE = "model.bin"
 SIGNATURE_FILE = "signature.json"
 EXPORT_CONFIG_FILE = "export_config.json"
 MANIFEST_FILE = "manifest.json"
+MEMBERS_DIR = "members"  # ensemble versions: members/<index>/ holds one member's model and export_config.json
 
 # Tokenizer folder (inside both).
 VOCAB_FILE = "vocab.txt"

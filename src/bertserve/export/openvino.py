@@ -3,6 +3,8 @@
 Called by `bertserve.export.version` for `--format openvino`; not used on its own:
 
     facts = write_openvino_model(plain_onnx, folder, "int8", calibration_inputs)
+    facts = write_openvino_model(plain_onnx, folder, "int8", calibration_inputs,
+                                 accuracy_control=AccuracyControl(dev_items, max_drop=0.005))
 
 - "none" (fp32) and "bf16" write the same fp32 IR; they differ in the inference precision
   recorded in export_config.json (`engine.inference_precision`), which `OpenVinoEngine` applies
@@ -13,6 +15,9 @@ Called by `bertserve.export.version` for `--format openvino`; not used on its ow
   CPUs (AVX512-BF16, no AMX) that was faster than bf16 for them (BERT-base batch 1: 114 vs 130 ms
   at 75 tokens, 163 vs 186 ms at 128, interleaved under load; docs/benchmarks.md, "Engines"), and
   it is the more accurate choice. On AMX CPUs bf16 may win: load with inference_precision="bf16".
+- "int8" with `accuracy_control` is NNCF's `quantize_with_accuracy_control`: quantise, then put the
+  layers that cost the most dev accuracy back in fp32, one by one, until the drop is within
+  `max_drop` (`bertserve.export.accuracy` calls it only when plain int8 lost too much).
 
 Input is the plain (unfused) ONNX graph: OpenVINO applies its own fusions (attention, GELU,
 LayerNorm) when it compiles, and ONNX Runtime's contrib ops would not convert.
@@ -25,6 +30,7 @@ import contextlib
 import io
 import logging
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -56,25 +62,46 @@ def quiet_nncf() -> Iterator[None]:
         nncf_logger.setLevel(level)
 
 
-def quantize_int8(model: Any, calibration_inputs: list[dict[str, np.ndarray]]) -> Any:
+@dataclass(frozen=True)
+class AccuracyControl:
+    items: list[tuple[dict[str, np.ndarray], int]]  # (one tokenized dev text, its gold class id)
+    max_drop: float  # absolute accuracy (a fraction) the int8 model may lose
+
+
+def dev_accuracy_of_compiled(compiled_model: Any, items: Any) -> tuple[float, list[float]]:
+    """NNCF's validation function: accuracy and the per-text 0/1 scores it ranks layers with."""
+    output = compiled_model.output(0)
+    scores = [float(np.argmax(compiled_model(inputs)[output]) == label) for inputs, label in items]
+    return (sum(scores) / len(scores) if scores else 0.0), scores
+
+
+def quantize_int8(model: Any, calibration_inputs: list[dict[str, np.ndarray]],
+                  accuracy_control: AccuracyControl | None = None) -> Any:
     import nncf
 
     if not calibration_inputs:
         raise ExportError("int8 quantisation needs at least one calibration text")
+    common = dict(model_type=nncf.ModelType.TRANSFORMER, subset_size=len(calibration_inputs))
     with quiet_nncf():
         try:
-            return nncf.quantize(
+            if accuracy_control is None:
+                return nncf.quantize(model, nncf.Dataset(calibration_inputs), **common)
+            return nncf.quantize_with_accuracy_control(
                 model,
                 nncf.Dataset(calibration_inputs),
-                model_type=nncf.ModelType.TRANSFORMER,
-                subset_size=len(calibration_inputs),
+                nncf.Dataset(accuracy_control.items, lambda item: item[0]),
+                dev_accuracy_of_compiled,
+                max_drop=accuracy_control.max_drop,
+                drop_type=nncf.DropType.ABSOLUTE,
+                **common,
             )
         except Exception as error:  # NNCF raises many kinds of errors for graphs it cannot handle
             raise ExportError(f"NNCF int8 quantisation failed: {error}") from error
 
 
 def write_openvino_model(
-    onnx_path: Path, folder: Path, quantize: str, calibration_inputs: list[dict[str, np.ndarray]]
+    onnx_path: Path, folder: Path, quantize: str, calibration_inputs: list[dict[str, np.ndarray]],
+    accuracy_control: AccuracyControl | None = None,
 ) -> dict[str, Any]:
     """Write `folder/model.xml` + `folder/model.bin`; return facts for export_config.json."""
     import openvino
@@ -87,8 +114,10 @@ def write_openvino_model(
         raise ExportError(f"OpenVINO could not convert the ONNX graph: {error}") from error
     facts: dict[str, Any] = {"openvino_version": openvino.__version__}
     if quantize == "int8":
-        model = quantize_int8(model, calibration_inputs)
-        facts["quantization"] = "NNCF post-training static int8, model_type=TRANSFORMER"
+        model = quantize_int8(model, calibration_inputs, accuracy_control)
+        facts["quantization"] = "NNCF post-training static int8, model_type=TRANSFORMER" + (
+            f", accuracy control (max drop {accuracy_control.max_drop:g} on {len(accuracy_control.items)} dev texts)"
+            if accuracy_control else "")
         facts["calibration_examples"] = len(calibration_inputs)
     openvino.save_model(model, str(folder / OPENVINO_MODEL_FILE), compress_to_fp16=False)
     if not (folder / OPENVINO_WEIGHTS_FILE).is_file():

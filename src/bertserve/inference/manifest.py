@@ -14,9 +14,9 @@ refused even when verification is off.
 
 One exception, by exact name: an OpenVINO export's IR is `model.xml` (the graph) plus `model.bin`
 (its weights: raw tensor bytes that the XML addresses by offset and size; OpenVINO never
-unpickles or executes it). So `model.xml` is allowed at the top of the folder, and `model.bin`
-only there and only beside `model.xml`; any other `.bin` (e.g. `pytorch_model.bin`, a pickle)
-is still refused.
+unpickles or executes it). So `model.xml` is allowed at the top of the folder (or of an ensemble
+member's folder, `members/<index>/`), and `model.bin` only there and only beside `model.xml`; any
+other `.bin` (e.g. `pytorch_model.bin`, a pickle) is still refused.
 """
 
 from __future__ import annotations
@@ -27,16 +27,25 @@ from typing import Any
 
 from bertserve.errors import ExportError
 from bertserve.files import read_json, sha256_of, write_json_atomic
-from bertserve.layout import MANIFEST_FILE, OPENVINO_MODEL_FILE, OPENVINO_WEIGHTS_FILE
+from bertserve.layout import MANIFEST_FILE, MEMBERS_DIR, OPENVINO_MODEL_FILE, OPENVINO_WEIGHTS_FILE
 
 MANIFEST_FORMAT = 1
 ALLOWED_SUFFIXES = frozenset({".onnx", ".json", ".txt", ".md"})
 
 
+def model_folder(parent: Path) -> bool:
+    """The version folder itself, or an ensemble member's `members/<index>`."""
+    parts = parent.parts
+    return not parts or (len(parts) == 2 and parts[0] == MEMBERS_DIR and parts[1].isdigit())
+
+
 def allowed(folder: Path, relative: str) -> bool:
-    if Path(relative).suffix.lower() in ALLOWED_SUFFIXES or relative == OPENVINO_MODEL_FILE:
+    path = Path(relative)
+    if path.suffix.lower() in ALLOWED_SUFFIXES:
         return True
-    return relative == OPENVINO_WEIGHTS_FILE and (Path(folder) / OPENVINO_MODEL_FILE).is_file()
+    if not model_folder(path.parent) or path.name not in (OPENVINO_MODEL_FILE, OPENVINO_WEIGHTS_FILE):
+        return False
+    return path.name == OPENVINO_MODEL_FILE or (Path(folder) / path.parent / OPENVINO_MODEL_FILE).is_file()
 
 
 def list_files(folder: Path) -> list[str]:
