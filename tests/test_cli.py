@@ -10,7 +10,7 @@ def bertserve(*args: str, timeout: float = 120):
     return subprocess.run([sys.executable, "-m", "bertserve", *args], capture_output=True, text=True, timeout=timeout)
 
 
-ALL_COMMANDS = ("train", "evaluate", "export", "serve", "online", "predict", "ray", "bench")
+ALL_COMMANDS = ("train", "evaluate", "export", "import-tf", "serve", "online", "predict", "ray", "bench")
 
 
 def test_every_command_is_registered_with_help_and_examples():

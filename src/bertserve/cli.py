@@ -20,7 +20,7 @@ from bertserve import __version__
 from bertserve.errors import BertServeError
 
 # Order here is the order in `bertserve --help`.
-COMMANDS = ("train", "evaluate", "export", "serve", "online", "predict", "ray", "bench")
+COMMANDS = ("train", "evaluate", "export", "import-tf", "serve", "online", "predict", "ray", "bench")
 
 EPILOG = """examples:
   bertserve train --data ../shared/data/chnsenticorp --pretrained m3e-small --output runs/chnsenticorp
@@ -33,7 +33,7 @@ Run `bertserve COMMAND --help` for each command's options and examples."""
 
 
 def _command_module(name: str):
-    return importlib.import_module(f"bertserve.commands.{name}")
+    return importlib.import_module(f"bertserve.commands.{name.replace('-', '_')}")  # import-tf -> import_tf
 
 
 def build_parser() -> argparse.ArgumentParser:

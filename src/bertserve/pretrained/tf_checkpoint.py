@@ -353,7 +353,14 @@ def find_checkpoint_prefix(folder: Path) -> Path:
 
 def load_tf_bert_state_dict(folder: Path) -> dict[str, np.ndarray]:
     """The Hugging Face state dict of the Google BERT checkpoint in `folder`."""
-    prefix = find_checkpoint_prefix(folder)
+    return load_checkpoint_state_dict(find_checkpoint_prefix(folder))
+
+
+def load_checkpoint_state_dict(prefix: Path) -> dict[str, np.ndarray]:
+    """The Hugging Face state dict of the checkpoint `<prefix>.index` + `.data-*`: the encoder and, if
+    it was fine-tuned by run_classifier.py, `classifier.weight`/`.bias`. Optimizer slots, `global_step`
+    and the pretraining heads are never read."""
+    prefix = Path(prefix)
     variables = read_tensor_bundle(prefix, include=_wanted)
     state = tf_bert_to_hf_state_dict(variables)
     if not any(key.startswith("bert.") for key in state):
