@@ -172,8 +172,9 @@ def test_body_limits_and_gzip(client):
 
 
 def test_page_docs_request_id_and_unknown_paths(client):
-    page = client.request("GET", "/")
+    page = client.request("GET", "/", headers={"Accept": "text/html,application/xhtml+xml"})
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    check(client.request("GET", "/"), 200, {"status": "alive"})  # KServe's V1 liveness check; not a browser
     schema = client.request("GET", "/openapi.json").json()
     assert "/v1/models/{model_name}:predict" in schema["paths"]
     assert schema["paths"]["/v1/models/{model_name}:predict"]["post"]["requestBody"]["required"] is True
@@ -187,7 +188,7 @@ def test_json_access_log_and_metrics_hook(base, caplog):
         def __init__(self):
             self.calls = []
 
-        def observe_request(self, model, route, status, seconds):
+        def observe_request(self, model, route, status, seconds, protocol="rest"):
             self.calls.append((model, route, status))
 
     recorder = Recorder()

@@ -34,6 +34,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bertserve.errors import RequestError, ServingError
 from bertserve.serving import openapi, tfserving
+from bertserve.serving.v2 import rest as v2_rest
 from bertserve.serving.json_tensor import Limits, parse_classify, parse_predict
 from bertserve.tokenizer import Encoded
 
@@ -91,9 +92,13 @@ def create_app(manager: Any, options: AppOptions | None = None) -> FastAPI:
             openapi_extra=openapi.openapi_extra(route),
             response_class=JSONResponse,
         )
+    v2_rest.add_routes(app, read_body)  # the Open Inference Protocol (KServe V2) under /v2
 
     @app.get("/", include_in_schema=False)
-    async def index() -> HTMLResponse:
+    async def index(request: Request) -> Response:
+        # KServe's V1 client checks liveness with GET / -> {"status": "alive"}; browsers get the demo page.
+        if "text/html" not in request.headers.get("accept", ""):
+            return JSONResponse({"status": "alive"})
         if INDEX_HTML.is_file():
             return HTMLResponse(INDEX_HTML.read_text(encoding="utf-8"))
         return HTMLResponse(PLACEHOLDER_HTML)
@@ -318,7 +323,7 @@ class AccessLogMiddleware:
             seconds = time.perf_counter() - started
             model, route = state.get("model", ""), state.get("route", "other")
             if self.options.metrics is not None:
-                self.options.metrics.observe_request(model, route, status, seconds)
+                self.options.metrics.observe_request(model, route, status, seconds, protocol=state.get("protocol", "rest"))
             if self.options.access_log_json:
                 access_logger.info(json.dumps({
                     "request_id": request_id, "method": scope["method"], "path": scope["path"],

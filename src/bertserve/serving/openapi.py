@@ -204,3 +204,76 @@ def openapi_extra(route: DocumentedRoute) -> dict[str, Any]:
     if route.request is not None:
         extra["requestBody"] = {"required": True, "content": {"application/json": {"schema": route.request}}}
     return extra
+
+
+# ---- the Open Inference Protocol (KServe V2): serving/v2/rest.py registers one route per entry -----
+
+_V2_TENSOR = {
+    "type": "object",
+    "properties": {
+        "name": _STRING,
+        "datatype": {"type": "string", "enum": ["BYTES", "INT64", "INT32", "FP32"]},
+        "shape": {"type": "array", "items": {"type": "integer", "minimum": -1}},
+    },
+}
+V2_INFER_REQUEST = {
+    "type": "object",
+    "description": "Inputs `text` (BYTES [batch]) or `input_ids` (INT64 [batch, sequence], with optional "
+    "`attention_mask`, `token_type_ids`); `outputs` picks among `probabilities` and `label`. Triton's binary "
+    "tensor data extension is accepted (header Inference-Header-Content-Length).",
+    "properties": {
+        "id": _STRING,
+        "parameters": {"type": "object", "properties": {"binary_data_output": {"type": "boolean"}}},
+        "inputs": {
+            "type": "array",
+            "minItems": 1,
+            "items": {**_V2_TENSOR, "properties": {**_V2_TENSOR["properties"], "data": {"type": "array"}},
+                      "required": ["name", "datatype", "shape"]},
+        },
+        "outputs": {"type": "array", "items": {"type": "object", "properties": {"name": _STRING}, "required": ["name"]}},
+    },
+    "required": ["inputs"],
+    "example": {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [2], "data": ["这家酒店很好", "房间太差了"]}]},
+}
+V2_INFER_RESPONSE = {
+    "type": "object",
+    "properties": {
+        "model_name": _STRING, "model_version": _STRING, "id": _STRING,
+        "outputs": {"type": "array", "items": {**_V2_TENSOR, "properties": {**_V2_TENSOR["properties"], "data": {"type": "array"}}}},
+    },
+    "example": {"model_name": "chnsenticorp", "model_version": "1", "outputs": [
+        {"name": "probabilities", "datatype": "FP32", "shape": [1, 2], "data": [0.04, 0.96]},
+        {"name": "label", "datatype": "BYTES", "shape": [1], "data": ["positive"]}]},
+}
+V2_MODEL_METADATA = {
+    "type": "object",
+    "properties": {
+        "name": _STRING, "versions": {"type": "array", "items": _STRING}, "platform": _STRING,
+        "inputs": {"type": "array", "items": _V2_TENSOR}, "outputs": {"type": "array", "items": _V2_TENSOR},
+        "parameters": {"type": "object", "description": "bertserve's addition: `labels`, `max_seq_length`"},
+    },
+}
+_V2_SERVER_METADATA = {
+    "type": "object",
+    "properties": {"name": _STRING, "version": _STRING, "extensions": {"type": "array", "items": _STRING}},
+}
+
+
+@dataclass(frozen=True)
+class V2Route(DocumentedRoute):
+    name: str = ""  # which endpoint of serving/v2/rest.py answers it
+
+
+_V2_SPECS = {"": "latest version", "/versions/{version}": "one version"}
+V2_ROUTES: tuple[V2Route, ...] = (
+    V2Route("GET", "/v2", "V2 server metadata", _V2_SERVER_METADATA, name="server_metadata"),
+    V2Route("GET", "/v2/health/live", "V2 liveness: {\"live\": true}", {"type": "object"}, name="live"),
+    V2Route("GET", "/v2/health/ready", "V2 readiness: {\"ready\": true}, 503 when not", {"type": "object"}, name="ready"),
+    *(V2Route("GET", f"/v2/models/{{model_name}}{spec}", f"V2 model metadata ({words})", V2_MODEL_METADATA,
+              name="model_metadata") for spec, words in _V2_SPECS.items()),
+    *(V2Route("GET", f"/v2/models/{{model_name}}{spec}/ready", f"V2 model readiness ({words})", {"type": "object"},
+              name="model_ready") for spec, words in _V2_SPECS.items()),
+    *(V2Route("POST", f"/v2/models/{{model_name}}{spec}/infer", f"V2 inference ({words})", V2_INFER_RESPONSE,
+              V2_INFER_REQUEST, name="infer") for spec, words in _V2_SPECS.items()),
+)
+V2_ERROR_RESPONSES = {code: ERROR_RESPONSES[code] for code in (400, 404, 413, 503, 504)}

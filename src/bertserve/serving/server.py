@@ -149,6 +149,7 @@ def build(configs: list[ModelConfig], options: ServerOptions, batching: Batching
         app_options = dataclasses.replace(app_options, metrics=metrics)
     app = create_app(manager, app_options)
     state = ServerState(manager)
+    app.state.ready_problem = state.ready_problem  # /v2/health/ready answers 503 while draining too
     add_operational_routes(app, state, metrics)
     return manager, metrics, state, app
 
