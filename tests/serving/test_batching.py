@@ -177,3 +177,91 @@ def test_close_finishes_queued_requests_then_refuses_new_ones():
     result, error = run(scenario())
     assert result.tolist() == [[5, 3]]
     assert error.status == 503
+
+
+def test_a_token_budget_caps_batches_of_long_rows_but_not_of_short_ones():
+    engine = FakeEngine()
+    engine.gate.clear()
+
+    async def scenario():
+        batcher = await started(engine, max_batch_size=8, max_batch_tokens=40, batch_timeout_micros=0)
+        busy = asyncio.create_task(batcher.submit([row(1)]))
+        await asyncio.to_thread(engine.entered.wait, 5)
+        # Four rows of 4 tokens (16 padded tokens together), then three of 18 (54 > 40 together).
+        short = [asyncio.create_task(batcher.submit([row(10 + i, 4)])) for i in range(4)]
+        await asyncio.sleep(0.01)
+        long = [asyncio.create_task(batcher.submit([row(20 + i, 18)])) for i in range(3)]
+        await asyncio.sleep(0.01)
+        engine.gate.set()
+        await asyncio.gather(busy, *short, *long)
+        await batcher.close()
+
+    run(scenario())
+    shapes = [batch.shape for batch in engine.batches[1:]]
+    assert shapes == [(4, 4), (2, 18), (1, 18)]
+
+
+def test_a_row_longer_than_the_token_budget_still_runs_alone():
+    engine = FakeEngine()
+
+    async def scenario():
+        batcher = await started(engine, max_batch_size=8, max_batch_tokens=5, batch_timeout_micros=0)
+        result = await batcher.submit([row(3, 12)])
+        await batcher.close()
+        return result
+
+    assert run(scenario()).tolist() == [[3, 12]]
+    assert [batch.shape for batch in engine.batches] == [(1, 12)]
+    with pytest.raises(ConfigError, match="--max_batch_tokens must be >= 0"):
+        BatchingOptions(max_batch_tokens=-1)
+
+
+def test_an_idle_server_runs_a_lone_request_on_the_loop_and_a_busy_one_in_the_worker():
+    from bertserve.serving import batching
+
+    threads = []
+
+    def engine(encoded: Encoded) -> np.ndarray:
+        threads.append(threading.current_thread().name)
+        return np.stack([encoded.input_ids[:, 1], encoded.attention_mask.sum(axis=1)], axis=1).astype(np.float32)
+
+    async def scenario():
+        batcher = Batcher("m", engine, pad_id=0, options=BatchingOptions(inline_when_idle=True))
+        await batcher.start()
+        batching.in_flight_requests.count = 1  # this request alone, as the HTTP layer counts it
+        alone = await batcher.submit([row(1), row(2, 5)])
+        batching.in_flight_requests.count = 2  # another request has arrived: the queue path
+        crowded = await batcher.submit([row(3)])
+        batching.in_flight_requests.count = 0
+        off = Batcher("n", engine, pad_id=0, options=BatchingOptions())
+        await off.start()
+        default = await off.submit([row(4)])
+        await asyncio.gather(batcher.close(), off.close())
+        return alone, crowded, default
+
+    alone, crowded, default = run(scenario())
+    assert alone.tolist() == [[1, 3], [2, 5]] and crowded.tolist() == [[3, 3]] and default.tolist() == [[4, 3]]
+    assert threads[0] == "MainThread"
+    assert threads[1].startswith("batch-m") and threads[2].startswith("batch-n")
+
+
+def test_an_inline_engine_failure_is_an_engine_error_for_that_request_only():
+    from bertserve.serving import batching
+
+    def broken(encoded: Encoded) -> np.ndarray:
+        raise RuntimeError("openvino exploded")
+
+    async def scenario():
+        batcher = Batcher("m", broken, pad_id=0, options=BatchingOptions(inline_when_idle=True))
+        await batcher.start()
+        with pytest.raises(EngineError) as failed:
+            await batcher.submit([row(1)])
+        with pytest.raises(RequestError) as late:
+            await batcher.submit([row(1)], deadline=time.monotonic() - 1)
+        await batcher.close()
+        return failed.value, late.value
+
+    assert batching.in_flight_requests.count == 0
+    failure, late = run(scenario())
+    assert failure.status == 500 and "openvino exploded" in str(failure)
+    assert late.status == 504

@@ -84,11 +84,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                           help="max wait to fill a batch (default: 0: never wait; rows queued while the engine is busy still batch)")
     batching.add_argument("--max_enqueued_batches", type=int, default=256, help="queue bound in batches; full -> 503 (default: 256)")
     batching.add_argument("--num_batch_threads", type=int, default=1, help="model calls in parallel (default: 1)")
+    batching.add_argument("--max_batch_tokens", type=int, default=0,
+                          help="also cap each batch at this many padded tokens (rows x longest row), like Hugging Face "
+                               "TEI; long texts then batch in fewer rows (default: 0 = rows only)")
+    batching.add_argument("--inline_engine_calls", choices=("idle", "never"), default="idle",
+                          help="idle: a request that finds the server idle runs on the event loop, skipping the "
+                               "thread hand-off; under load batches always run in a worker thread (default: idle)")
     engine = parser.add_argument_group("inference engine")
     engine.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
                         help="cuda: ONNX Runtime's CUDA execution provider (install onnxruntime-gpu; ONNX exports only)")
     engine.add_argument("--intra_op_threads", type=int, default=None,
                         help="engine threads per model call (like TF Serving's --tensorflow_intra_op_parallelism; default: all cores)")
+    engine.add_argument("--engine_tuning", choices=("on", "off"), default="on",
+                        help="on: at load, try the engine settings that matter on this CPU (OpenVINO fp32/bf16 "
+                             "precision, hint, threads) for about --engine_tuning_seconds and keep the fastest within "
+                             "the export's parity bound, cached per CPU and export; off: use the pins below or the "
+                             "export's recorded settings (default: on)")
+    engine.add_argument("--engine_tuning_seconds", type=float, default=1.0,
+                        help="time budget of tuning, compilation included (default: 1)")
+    engine.add_argument("--engine_tuning_cache", default=None,
+                        help="folder for tuning results (default: $BERTSERVE_CACHE_DIR or ~/.cache/bertserve, + /engine-tuning)")
+    engine.add_argument("--inference_precision", choices=("fp32", "bf16", "default"), default=None,
+                        help="OpenVINO precision of the non-int8 ops; pins it (default: tuned; 'default' = OpenVINO's own)")
+    engine.add_argument("--performance_hint", choices=("LATENCY", "THROUGHPUT"), default=None,
+                        help="OpenVINO performance hint; pins it (default: tuned, LATENCY unless --num_batch_threads > 1)")
 
 
 def model_configs(args: argparse.Namespace) -> list:
@@ -126,6 +145,25 @@ def batching_options(args: argparse.Namespace):
         batch_timeout_micros=args.batch_timeout_micros,
         max_enqueued_batches=args.max_enqueued_batches,
         num_batch_threads=args.num_batch_threads,
+        max_batch_tokens=getattr(args, "max_batch_tokens", 0),
+        inline_when_idle=getattr(args, "inline_engine_calls", "never") == "idle",
+    )
+
+
+def tuning_options(args: argparse.Namespace):
+    """How the engine settings are chosen at load, from the flags (see `bertserve.inference.tuning`)."""
+    from pathlib import Path
+
+    from bertserve.inference.tuning import TuningOptions
+
+    return TuningOptions(
+        enabled=args.engine_tuning == "on",
+        budget_seconds=args.engine_tuning_seconds,
+        cache_dir=Path(args.engine_tuning_cache).expanduser() if args.engine_tuning_cache else None,
+        precision=args.inference_precision,
+        performance_hint=args.performance_hint,
+        threads=args.intra_op_threads,
+        batch_threads=args.num_batch_threads,
     )
 
 
@@ -167,5 +205,6 @@ def run(args: argparse.Namespace) -> int:
         uvicorn_access_log=args.access_log == "text",
         device=args.device,
         intra_op_threads=args.intra_op_threads,
+        tuning=tuning_options(args),
     )
     return asyncio.run(serve(configs, options, batching_options(args), app_options(args)))

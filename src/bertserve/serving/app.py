@@ -34,6 +34,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bertserve.errors import RequestError, ServingError
 from bertserve.serving import openapi, tfserving
+from bertserve.serving.batching import in_flight_requests
 from bertserve.serving.v2 import rest as v2_rest
 from bertserve.serving.json_tensor import Limits, parse_classify, parse_predict
 from bertserve.tokenizer import Encoded
@@ -202,12 +203,13 @@ async def _dispatch(request: Request) -> Response:
         servable = manager.servable(route.model, route.version, route.label)
         request.state.version = servable.version
         model = servable.model
-        return JSONResponse(
-            tfserving.format_metadata(
-                route.model, servable.version, list(model.labels), int(model.max_seq_length),
-                int(model.tokenizer.vocab_size),
-            )
+        metadata = tfserving.format_metadata(
+            route.model, servable.version, list(model.labels), int(model.max_seq_length), int(model.tokenizer.vocab_size),
         )
+        engine = getattr(servable, "engine_config", None)
+        if engine:  # the engine settings this server chose (inference/tuning.py), in our own section
+            metadata["bertserve"]["engine"] = engine
+        return JSONResponse(metadata)
     document = tfserving.parse_json(await read_body(request, options.max_body_bytes, options.request_timeout_seconds))
     deadline = time.monotonic() + options.request_timeout_seconds
     if route.action in ("classify", "regress"):
@@ -317,9 +319,11 @@ class AccessLogMiddleware:
                 message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
             await send(message)
 
+        in_flight_requests.count += 1  # lets the batcher tell an idle server from a busy one
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            in_flight_requests.count -= 1
             seconds = time.perf_counter() - started
             model, route = state.get("model", ""), state.get("route", "other")
             if self.options.metrics is not None:

@@ -8,6 +8,16 @@ pads the batch to its own longest row and runs the engine in a worker thread (on
 the GIL, so the event loop keeps accepting requests meanwhile). Results are scattered back to the
 requests they came from.
 
+Two options change that policy:
+- `max_batch_tokens` (like Hugging Face TEI's): a batch also stops growing when its padded size
+  (rows x longest row) would pass this many tokens, so a batch of long texts holds fewer rows than
+  one of short texts. 0 (default) = rows only.
+- `inline_when_idle`: when a request arrives at an idle server (no other request in flight, nothing
+  queued or running), its batch runs right on the event loop: no task, no thread hand-off there
+  and back, which is most of the server's own cost at one client. Under load requests queue and
+  take the worker-thread path as before, so batching is unchanged. `in_flight_requests` (the HTTP
+  layer counts requests as they arrive) tells "idle" from "the others have not reached us yet".
+
 The knobs keep TF Serving's names (`--max_batch_size`, `--batch_timeout_micros`,
 `--max_enqueued_batches`, `--num_batch_threads`). The queue is bounded: a request that does not fit
 is refused at once with `RequestError(503)` instead of letting latency grow without limit, and a
@@ -55,6 +65,12 @@ class BatchingOptions:
     batch_timeout_micros: int = 0
     max_enqueued_batches: int = 256  # queue bound = max_enqueued_batches * max_batch_size rows (2,048)
     num_batch_threads: int = 1  # engine calls in parallel; onnxruntime already uses all cores per call
+    # Padded tokens (rows x longest row) per engine call; 0: no token budget, rows only. Which is
+    # faster on real length mixes is measured by benchmarks/issue10.sh (docs/benchmarks.md).
+    max_batch_tokens: int = 0
+    # Run a lone request's batch on the event loop (see the module docstring). Off here so that an
+    # embedding program keeps its loop free; `bertserve serve` turns it on (--inline_engine_calls).
+    inline_when_idle: bool = False
 
     def __post_init__(self) -> None:
         for name in ("max_batch_size", "max_enqueued_batches", "num_batch_threads"):
@@ -62,6 +78,8 @@ class BatchingOptions:
                 raise ConfigError(f"--{name} must be at least 1, got {getattr(self, name)}")
         if self.batch_timeout_micros < 0:
             raise ConfigError(f"--batch_timeout_micros must be >= 0, got {self.batch_timeout_micros}")
+        if self.max_batch_tokens < 0:
+            raise ConfigError(f"--max_batch_tokens must be >= 0 (0: off), got {self.max_batch_tokens}")
 
     @property
     def max_queued_rows(self) -> int:
@@ -89,6 +107,18 @@ class _Row:
     token_type_ids: np.ndarray
     attention_mask: np.ndarray
     enqueued_at: float = field(default_factory=time.monotonic)
+
+
+class _InFlight:
+    """Requests inside the server right now, counted by the HTTP layer from the moment a request's
+    handler starts (before its body is read or tokenized). One count per process: every batcher
+    of the process shares the cores, so "idle" means idle for all of them."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+
+in_flight_requests = _InFlight()
 
 
 def deadline_error(model_name: str) -> RequestError:
@@ -162,6 +192,8 @@ class Batcher:
         if count == 0:
             raise RequestError("No instances to predict", 400)
         self.check_room(count)
+        if self._idle_for_inline(count):
+            return self._run_inline(input_ids, token_type_ids, attention_mask, deadline)
         loop = asyncio.get_running_loop()
         request = _Request(loop.create_future(), deadline, [None] * count, count)
         for index, ids in enumerate(input_ids):
@@ -192,6 +224,39 @@ class Batcher:
                 f"limit {self.options.max_queued_rows}); retry later or raise --max_enqueued_batches",
                 503,
             )
+
+    # ---- the inline path (an idle server) ----------------------------------------------------
+
+    def _idle_for_inline(self, count: int) -> bool:
+        return (
+            self.options.inline_when_idle
+            and count <= self.options.max_batch_size
+            and self._queued_rows == 0
+            and not self._running
+            and in_flight_requests.count <= 1
+        )
+
+    def _run_inline(self, input_ids, token_type_ids, attention_mask, deadline: float | None) -> np.ndarray:
+        """The batch of one lone request, computed here on the loop; same results and errors as
+        the queued path."""
+        if deadline is not None and time.monotonic() >= deadline:
+            raise deadline_error(self.model_name)
+        rows = []
+        for index, ids in enumerate(input_ids):
+            ids_array = np.asarray(ids, dtype=np.int64)
+            types = np.zeros_like(ids_array) if token_type_ids is None else np.asarray(token_type_ids[index], dtype=np.int64)
+            mask = np.ones_like(ids_array) if attention_mask is None else np.asarray(attention_mask[index], dtype=np.int64)
+            rows.append(_Row(None, index, ids_array, types, mask))  # type: ignore[arg-type]
+        encoded = self._pad(rows)
+        if self._on_batch is not None:
+            self._on_batch(len(rows))
+        try:
+            return np.asarray(self._engine(encoded))
+        except RequestError:
+            raise
+        except Exception as error:
+            logger.exception("model %s: batch of %d rows failed", self.model_name, len(rows))
+            raise EngineError(f"Model {self.model_name} failed to run a batch: {error}") from None
 
     # ---- the batching loop -------------------------------------------------------------------
 
@@ -231,15 +296,23 @@ class Batcher:
         return key, self._buckets[key][0]
 
     def _take(self, key: int) -> list[_Row]:
-        """Up to max_batch_size rows from bucket `key`, topped up from the nearest-length buckets."""
+        """Up to max_batch_size rows (and max_batch_tokens padded tokens) from bucket `key`,
+        topped up from the nearest-length buckets. The first row always goes, however long."""
         batch: list[_Row] = []
+        longest, full = 0, False
+        budget = self.options.max_batch_tokens
         for other in sorted(self._buckets, key=lambda candidate: (abs(candidate - key), candidate)):
             bucket = self._buckets[other]
             while bucket and len(batch) < self.options.max_batch_size:
+                length = max(longest, len(bucket[0].input_ids))
+                if budget and batch and (len(batch) + 1) * length > budget:
+                    full = True
+                    break
+                longest = length
                 batch.append(bucket.popleft())
             if not bucket:
                 del self._buckets[other]
-            if len(batch) == self.options.max_batch_size:
+            if full or len(batch) == self.options.max_batch_size:
                 break
         self._queued_rows -= len(batch)
         return batch

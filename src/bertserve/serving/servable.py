@@ -57,6 +57,18 @@ class Servable:
     def in_flight(self) -> int:
         return self._in_flight
 
+    @property
+    def engine_config(self) -> dict[str, Any]:
+        """The engine settings in use and how they were chosen (`bertserve.inference.tuning`):
+        {"engine", "precision", "hint", "threads", "streams", "tuning": {"source", "seconds", "trials"}};
+        {} for a model whose engine does not say."""
+        engine = getattr(self.model, "engine", None)
+        settings = getattr(engine, "settings", None)
+        if not isinstance(settings, dict):
+            return {}
+        tuning = getattr(engine, "tuning", None)
+        return {**settings, **({"tuning": tuning} if isinstance(tuning, dict) else {})}
+
     async def start(self) -> None:
         await self.batcher.start()
 

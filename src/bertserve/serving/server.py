@@ -50,6 +50,9 @@ class ServerOptions:
     keep_alive_seconds: int = 5  # an idle keep-alive connection is closed after this (uvicorn's default)
     device: str = "cpu"  # "cuda": ONNX Runtime's CUDA execution provider (needs onnxruntime-gpu)
     intra_op_threads: int | None = None  # engine threads per model call; None: all cores
+    # inference.tuning.TuningOptions: choose engine settings by measuring at load (the CLI's
+    # default); None: take the export's settings as they are (tests, embedding programs).
+    tuning: Any = None
 
 
 class ServerState:
@@ -132,12 +135,13 @@ def build(configs: list[ModelConfig], options: ServerOptions, batching: Batching
 
     metrics = ServingMetrics()
     loader = None  # the manager's default: ExportedModel.load on the CPU with all cores
-    if options.device != "cpu" or options.intra_op_threads is not None:
+    if options.device != "cpu" or options.intra_op_threads is not None or options.tuning is not None:
         import functools
 
         from bertserve.inference.model import ExportedModel
 
-        loader = functools.partial(ExportedModel.load, device=options.device, threads=options.intra_op_threads)
+        loader = functools.partial(ExportedModel.load, device=options.device, threads=options.intra_op_threads,
+                                   tuning=options.tuning)
     manager = ModelManager(configs, batching, poll_seconds=options.poll_seconds, loader=loader,
                            on_batch=metrics.observe_batch)
     metrics.watch(manager)
