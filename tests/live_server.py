@@ -43,6 +43,7 @@ def running_server(base_path: Path, model: str, log_path: Path) -> Iterator[str]
     command = [
         sys.executable, "-m", "bertserve", "serve",
         f"--model_name={model}", f"--model_base_path={base_path}", f"--rest_api_port={port}",
+        "--port=0",  # no gRPC: several test servers run at once
     ]
     with open(log_path, "w+") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)

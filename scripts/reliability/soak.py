@@ -100,7 +100,7 @@ class Server:
         self.log = open(log, "w")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "bertserve", "serve", "--model_name=m", f"--model_base_path={base}",
-             f"--rest_api_port={self.port}", "--file_system_poll_wait_seconds=0.5", "--access_log=off", *flags],
+             f"--rest_api_port={self.port}", "--port=0", "--file_system_poll_wait_seconds=0.5", "--access_log=off", *flags],
             stdout=self.log, stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 120

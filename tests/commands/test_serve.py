@@ -22,10 +22,26 @@ def test_tf_serving_style_flags_parse(tmp_path):
     assert model_configs(args) == [ModelConfig("m", tmp_path.resolve(), "specific", versions=(1, 3))]
 
 
-def test_help_says_grpc_is_not_served(capsys):
+def test_grpc_port_flag_defaults_to_tf_servings_8500_and_0_turns_it_off(tmp_path, capsys):
+    base = ["serve", "--model_name=m", f"--model_base_path={tmp_path}"]
+    assert build_parser().parse_args(base).port == 8500
+    assert build_parser().parse_args([*base, "--port=0"]).port == 0
     with pytest.raises(SystemExit):
         main(["serve", "--help"])
-    assert "no gRPC on port 8500" in capsys.readouterr().out
+    assert "--port 0 turns gRPC off" in " ".join(capsys.readouterr().out.split())
+
+
+def test_grpc_port_in_use_is_a_one_line_error(tmp_path, capsys):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        code = main(["serve", "--model_name", "m", "--model_base_path", str(tmp_path), "--rest_api_port", "0",
+                     "--port", str(port)])
+    error = capsys.readouterr().err
+    assert code == 2
+    assert error == (f"bertserve: error: cannot listen for gRPC on 127.0.0.1:{port}; choose another --port "
+                     "(0 turns gRPC off) or stop the other server\n")
 
 
 @pytest.mark.parametrize(

@@ -69,7 +69,7 @@ def test_hot_reload_broken_version_and_sigterm_drain(staged_version, tmp_path):
     port = free_port()
     command = [
         sys.executable, "-m", "bertserve", "serve",
-        f"--model_name={MODEL}", f"--model_base_path={base}", f"--rest_api_port={port}",
+        f"--model_name={MODEL}", f"--model_base_path={base}", f"--rest_api_port={port}", "--port=0",
         "--file_system_poll_wait_seconds=0.1", "--drain_seconds=5",
         # Requests wait up to 0.3 s for company in the batcher, so some are surely in flight at SIGTERM.
         "--batch_timeout_micros=300000", "--max_batch_size=64",

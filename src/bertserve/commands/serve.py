@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "serve exported models over TF Serving's REST API (hot reload, batching, metrics)"
+HELP = "serve exported models over TF Serving's REST and gRPC APIs (hot reload, batching, metrics)"
 DESCRIPTION = """Serve every version folder BASE/<integer>/ written by `bertserve export` over TensorFlow
-Serving's REST API on --rest_api_port (8501). Flags keep TF Serving's names (`--flag value` and
-`--flag=value` both work). Only REST is served: there is no gRPC on port 8500.
+Serving's REST API on --rest_api_port (8501) and its gRPC API (PredictionService, ModelService,
+grpc.health.v1, reflection) on --port (8500; --port 0 turns gRPC off), both bound to --host.
+Flags keep TF Serving's names (`--flag value` and `--flag=value` both work).
 
 The server polls BASE every --file_system_poll_wait_seconds: a new version is loaded in the
 background and takes over only once AVAILABLE; the old one is unloaded after its in-flight
@@ -16,7 +17,8 @@ GET /v1/models/NAME, and the previous version keeps serving.
 
 Beside /v1/...: GET /healthz, GET /readyz (503 until every model is AVAILABLE and while
 shutting down), GET /monitoring/prometheus/metrics (also /metrics). SIGTERM drains: /readyz turns
-503, new connections are refused, in-flight requests finish within --drain_seconds, exit 0.
+503 and gRPC health NOT_SERVING, new connections and calls are refused, in-flight requests and
+calls finish within --drain_seconds, exit 0.
 
 --model_config_file lists several models, in TF Serving's text format:
   model_config_list {
@@ -32,7 +34,9 @@ examples:
   bertserve serve --model_config_file models.config --max_batch_size 16 --batch_timeout_micros 2000
   bertserve serve --model_name m --model_base_path models/m --version_policy specific --versions 1,2
   bertserve serve --model_name m --model_base_path models/m --host 0.0.0.0 --access_log json
+  bertserve serve --model_name m --model_base_path models/m --port 0           # REST only
   curl -d '{"instances": ["这家酒店很好"]}' http://127.0.0.1:8501/v1/models/chnsenticorp:predict
+  bertserve online --protocol grpc --url 127.0.0.1:8500 --model chnsenticorp
 """
 
 
@@ -69,7 +73,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="how often BASE is checked for new versions (default: 1)")
 
     server = parser.add_argument_group("server")
-    server.add_argument("--rest_api_port", type=_port, default=8501, help="REST port (default: 8501; gRPC 8500 is not served)")
+    server.add_argument("--rest_api_port", type=_port, default=8501, help="REST port (default: 8501)")
+    server.add_argument("--port", type=_port, default=8500,
+                        help="gRPC port, TF Serving's PredictionService and ModelService (default: 8500; 0: no gRPC)")
     server.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1; 0.0.0.0 exposes it)")
     server.add_argument("--rest_api_timeout_in_ms", type=int, default=30000, help="request deadline (default: 30000 = TF Serving's)")
     server.add_argument("--cors_origin", action="append", default=[], help="allow browser calls from this origin (repeatable; default: none)")
@@ -206,5 +212,6 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         intra_op_threads=args.intra_op_threads,
         tuning=tuning_options(args),
+        grpc_port=args.port,
     )
     return asyncio.run(serve(configs, options, batching_options(args), app_options(args)))

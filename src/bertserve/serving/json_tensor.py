@@ -18,7 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -263,8 +263,17 @@ def _parse_columns(inputs: Any, signature: str, limits: Limits) -> PredictReques
             return PredictRequest(False, signature, ids={"input_ids": ids})
         shape, values = decode_tensor(inputs, "string")
         return PredictRequest(False, signature, texts=_texts(shape, values, limits))
+    return parse_named_inputs(inputs, signature, limits, decode_tensor)
+
+
+def parse_named_inputs(
+    inputs: Mapping[str, Any], signature: str, limits: Limits, decode: Callable[[Any, str], tuple[list[int], list[Any]]]
+) -> PredictRequest:
+    """Named input tensors -> texts (`text`) or ids (`input_ids`, ...), for REST's columnar `inputs`
+    object and gRPC's `PredictRequest.inputs` alike; `decode(tensor, "string" | "int64")` gives
+    (shape, flat values) in the protocol's own way and raises RequestError for a wrong type."""
     if TEXT_INPUT in inputs and signature != IDS_SIGNATURE:
-        shape, values = decode_tensor(inputs[TEXT_INPUT], "string")
+        shape, values = decode(inputs[TEXT_INPUT], "string")
         return PredictRequest(False, signature, texts=_texts(shape, values, limits))
     if "input_ids" not in inputs:
         missing = "input_ids" if signature == IDS_SIGNATURE else TEXT_INPUT
@@ -272,10 +281,20 @@ def _parse_columns(inputs: Any, signature: str, limits: Limits) -> PredictReques
     ids: dict[str, np.ndarray] = {}
     for name in ID_INPUTS:
         if name in inputs:
-            shape, values = decode_tensor(inputs[name], "int64")
+            shape, values = decode(inputs[name], "int64")
             ids[name] = _ids(name, shape, values)
     _check_count(ids["input_ids"].shape[0], limits)
     return PredictRequest(False, signature, ids=ids)
+
+
+def text_batch(texts: list[str], limits: Limits) -> list[str]:
+    """A list of texts checked against the limits (count, characters), e.g. one per tf.Example."""
+    return _texts([len(texts)], texts, limits)
+
+
+def check_signature(name: str) -> None:
+    """Refuse a signature name the model does not have (TF Serving's message)."""
+    _check_signature(name)
 
 
 def _row_names(first: dict[str, Any], signature: str) -> tuple[str, ...]:

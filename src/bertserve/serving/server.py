@@ -10,9 +10,13 @@ Routes added beside the REST app's (`app.py`):
                                           version; 503 {"error": ...} before that and while draining
     GET /monitoring/prometheus/metrics    Prometheus text (TF Serving's path); also GET /metrics
 
-SIGTERM (or Ctrl-C): /readyz answers 503 at once; after `shutdown_delay_seconds` (time for a load
-balancer to notice) the listener closes, so new connections are refused; requests in flight finish
-(up to `drain_seconds`, then they are cancelled); models are unloaded; the process exits 0.
+With `grpc_port`, TF Serving's gRPC API is served beside REST on the same event loop, manager and
+batchers (`serving/grpc/`); its health service follows /readyz.
+
+SIGTERM (or Ctrl-C): /readyz answers 503 at once (gRPC health: NOT_SERVING); after
+`shutdown_delay_seconds` (time for a load balancer to notice) the listeners close, so new
+connections and new gRPC calls are refused; requests and calls in flight finish (up to
+`drain_seconds`, then they are cancelled); models are unloaded; the process exits 0.
 A second signal exits at once.
 """
 
@@ -53,6 +57,7 @@ class ServerOptions:
     # inference.tuning.TuningOptions: choose engine settings by measuring at load (the CLI's
     # default); None: take the export's settings as they are (tests, embedding programs).
     tuning: Any = None
+    grpc_port: int = 0  # TF Serving's gRPC API (serving/grpc/) on this port; 0: off (the CLI's --port defaults to 8500)
 
 
 class ServerState:
@@ -164,7 +169,8 @@ async def serve(
     """Run the server until SIGTERM/SIGINT; returns the exit code (0 after a graceful drain)."""
     import uvicorn
 
-    manager, _, state, app = build(configs, options, batching, app_options)
+    manager, metrics, state, app = build(configs, options, batching, app_options)
+    grpc_server = None
 
     class DrainingServer(uvicorn.Server):
         # uvicorn installs handle_exit as the SIGTERM/SIGINT handler. We flip readiness first and
@@ -185,6 +191,8 @@ async def serve(
         async def on_tick(self, counter: int) -> bool:
             if self.drain_started is not None and time.monotonic() - self.drain_started >= options.shutdown_delay_seconds:
                 self.should_exit = True
+            if self.should_exit and grpc_server is not None:
+                grpc_server.begin_stop(options.drain_seconds)  # drains beside uvicorn's own drain
             return await super().on_tick(counter)
 
     config = uvicorn.Config(
@@ -201,11 +209,20 @@ async def serve(
     )
     server = DrainingServer(config)
     listener = bind(options.host, options.port)
+    if options.grpc_port:
+        try:
+            grpc_server = await _start_grpc(manager, metrics, state, app, options)
+        except BaseException:
+            listener.close()
+            raise
     await manager.start()
-    logger.info("serving REST on http://%s:%d (gRPC port 8500 is not served)", options.host, listener.getsockname()[1])
+    logger.info("serving REST on http://%s:%d%s", options.host, listener.getsockname()[1],
+                f" and gRPC on {options.host}:{grpc_server.port}" if grpc_server else " (gRPC off)")
     try:
         await server.serve(sockets=[listener])
     finally:
+        if grpc_server is not None:
+            await grpc_server.stopped(options.drain_seconds)
         # In-flight requests are done (or cancelled at the grace limit): unload every version.
         try:
             await asyncio.wait_for(manager.stop(), max(1.0, options.drain_seconds))
@@ -213,3 +230,15 @@ async def serve(
             logger.warning("models did not unload within %.1f s; exiting anyway", options.drain_seconds)
     logger.info("shut down cleanly")
     return 0
+
+
+async def _start_grpc(manager: ModelManager, metrics: ServingMetrics, state: ServerState, app: Any, options: ServerOptions):
+    """TF Serving's gRPC API (and any other service in serving/grpc/server.py's SERVICE_MODULES)."""
+    try:
+        from bertserve.serving.grpc.rpc import GrpcContext
+        from bertserve.serving.grpc.server import GrpcServer
+    except ImportError as error:
+        raise ConfigError(f"gRPC needs grpcio, grpcio-tools, grpcio-health-checking and grpcio-reflection ({error}); "
+                          "reinstall bertserve, or pass --port 0 to serve REST only") from None
+    context = GrpcContext(manager=manager, options=app.state.options, metrics=metrics)
+    return await GrpcServer.start(context, options.host, options.grpc_port, lambda: state.ready_problem() is None)
