@@ -7,21 +7,21 @@
       progress.json                     epoch, batches done in it, step, best dev score so far, the
                                         shuffling RNG's state at the start of the epoch, partial losses
 
-A checkpoint is written to `checkpoint.tmp/` and swapped in with renames, so a crash (even kill -9)
-at any moment leaves either the previous checkpoint or the new one, never half of one.
+A checkpoint is written to a temporary folder and swapped in with renames
+(`bertserve.files.write_folder_atomically`), so a crash (even kill -9) at any moment leaves either
+the previous checkpoint or the new one, never half of one.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 
 from bertserve.errors import RunFolderError
+from bertserve.files import recover_interrupted_swap as recover_folder, swap_into_place, write_folder_atomically
 from bertserve.layout import CHECKPOINT_DIR, PROGRESS_FILE
 
 
@@ -40,39 +40,21 @@ class Progress:
     epoch_rng_state: list | None = None  # random.Random state at the start of the epoch (batch order)
 
 
-def swap_folder_in(temporary: Path, final: Path) -> None:
-    """Replace `final` by `temporary` with renames only; the old copy is removed last."""
-    old = final.with_name(final.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if final.exists():
-        final.rename(old)
-    temporary.rename(final)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def _fsync_folder(folder: Path) -> None:
-    for path in folder.iterdir():
-        with open(path, "rb") as handle:
-            os.fsync(handle.fileno())
-
-
 def save_checkpoint(run_dir: Path, model, optimizer, scheduler, progress: Progress) -> None:
-    temporary = run_dir / (CHECKPOINT_DIR + ".tmp")
-    shutil.rmtree(temporary, ignore_errors=True)
-    model.save_pretrained(str(temporary), safe_serialization=True)
-    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "torch_rng": torch.get_rng_state()}, temporary / "training_state.pt")
-    (temporary / PROGRESS_FILE).write_text(json.dumps(asdict(progress)), encoding="utf-8")
-    _fsync_folder(temporary)
-    swap_folder_in(temporary, run_dir / CHECKPOINT_DIR)
+    with write_folder_atomically(run_dir / CHECKPOINT_DIR, replace=True) as temporary:
+        model.save_pretrained(str(temporary), safe_serialization=True)
+        torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                    "torch_rng": torch.get_rng_state()}, temporary / "training_state.pt")
+        (temporary / PROGRESS_FILE).write_text(json.dumps(asdict(progress)), encoding="utf-8")
 
 
 def recover_interrupted_swap(run_dir: Path, name: str) -> None:
-    """A crash between the two renames of `swap_folder_in` leaves only `<name>.old`: put it back."""
-    final, old = run_dir / name, run_dir / (name + ".old")
-    if not final.exists() and old.exists():
-        old.rename(final)
-    shutil.rmtree(run_dir / (name + ".tmp"), ignore_errors=True)
+    """Undo a crash in the middle of replacing `run_dir/name` (see `bertserve.files.recover_interrupted_swap`)."""
+    recover_folder(Path(run_dir) / name)
+
+
+def swap_folder_in(temporary: Path, final: Path) -> None:  # TEMPORARY: until loop.py uses write_folder_atomically
+    swap_into_place(temporary, final, replace=True)
 
 
 def load_checkpoint(run_dir: Path) -> tuple[Path, dict, Progress]:
@@ -84,3 +66,18 @@ def load_checkpoint(run_dir: Path) -> tuple[Path, dict, Progress]:
     state = torch.load(folder / "training_state.pt", weights_only=True)
     progress = Progress(**json.loads((folder / PROGRESS_FILE).read_text(encoding="utf-8")))
     return folder, state, progress
+
+
+def restore_checkpoint(run_dir: Path, model, optimizer, scheduler, device: torch.device) -> Progress:
+    """Load the last checkpoint of `run_dir` into `model`, `optimizer`, `scheduler` and torch's RNG;
+    return where training stood."""
+    from safetensors.torch import load_file
+
+    from bertserve.layout import WEIGHTS_FILE
+
+    weights, state, progress = load_checkpoint(run_dir)
+    model.load_state_dict(load_file(weights / WEIGHTS_FILE, device=str(device)))
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["torch_rng"])
+    return progress
