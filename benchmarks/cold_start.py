@@ -2,7 +2,7 @@
 process, time process start -> first `GET /readyz` 200, send one prediction (and then 50 more),
 and read the server's resident memory (VmRSS, and VmHWM = peak) from /proc. Median of --repeats.
 
-    .venv/bin/python benchmarks/cold_start.py m3e-small=/tmp/bench/models/m3e bert-base=/tmp/bench/models/bert-base
+    .venv/bin/python benchmarks/cold_start.py m3e-small=$WORK/models/m3e bert-base=$WORK/models/bert-base
 
 Prints a Markdown table; --json writes the raw numbers. Each base path must hold export version
 folders (`bertserve export`); the newest one is served. Linux only (/proc).

@@ -4,8 +4,8 @@ and cold-start benchmarks: the config of Google's chinese_L-12_H-768_A-12 (12 la
 the Chinese vocabulary of m3e-small (the same 21,128 tokens). Random weights time exactly like
 trained ones; the predictions mean nothing.
 
-    .venv/bin/python benchmarks/make_bert_base_run.py --output /tmp/bench/bert-base-run
-    .venv/bin/python -m bertserve export --run /tmp/bench/bert-base-run --base-path /tmp/bench/models/bert-base --version 1
+    .venv/bin/python benchmarks/make_bert_base_run.py --output $WORK/bert-base-run
+    .venv/bin/python -m bertserve export --run $WORK/bert-base-run --base-path $WORK/models/bert-base --version 1
 
 The folder (~410 MB of safetensors) is written where you say, never into the repository.
 """

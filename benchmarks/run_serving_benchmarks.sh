@@ -6,17 +6,20 @@
 # review and a 128-token review at 1 client, ONNX Runtime int8 and OpenVINO int8), then cold
 # start and RSS. Run it on an otherwise idle machine; it prints `uptime` before and after.
 #
-#   bash benchmarks/peers/setup_peer_venv.sh                      # once: the Ray Serve peer's venv
-#   M3E_RUN=runs/chnsenticorp-a bash benchmarks/run_serving_benchmarks.sh /tmp/bench
+#   bash benchmarks/peers/setup_peer_venv.sh                      # once: the Ray Serve/LitServe peers' venv
+#   M3E_RUN=runs/chnsenticorp-a bash benchmarks/run_serving_benchmarks.sh [WORK] [DATA]
 #
 # M3E_RUN: an m3e-small run folder (default runs/chnsenticorp-a). WORK (first argument): where
-# exports, the BERT-base run folder, JSON results and logs go (default /tmp/bench).
+# exports, the BERT-base run folder, JSON results and logs go (default: a new `mktemp -d` folder;
+# pass the same one again to reuse its exports). DATA (second argument): the ChnSentiCorp folder
+# (default ../shared/data/chnsenticorp beside the repository).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-WORK="${1:-/tmp/bench}"
+WORK="${1:-$(mktemp -d)}"
+DATA="${2:-../shared/data/chnsenticorp}"
 M3E_RUN="${M3E_RUN:-runs/chnsenticorp-a}"
 DURATION="${DURATION:-10}"  # seconds per level; DURATION=1 checks the script quickly
-DATA=/work/shared/data/chnsenticorp
+echo "work folder: $WORK"
 BS=.venv/bin/bertserve
 PY=.venv/bin/python
 mkdir -p "$WORK/results"
@@ -28,19 +31,19 @@ uptime
 [ -d "$WORK/models/bert-base-ov8/1" ] || $BS export --run "$WORK/bert-base-run" --base-path "$WORK/models/bert-base-ov8" \
   --version 1 --format openvino --quantize int8 --calibration-data "$DATA/dev.tsv" --calibration-size 100
 # A dev review that fills all 128 tokens (the first one, 176 characters).
-$PY - "$WORK/long128.txt" <<'PY'
+$PY - "$WORK/long128.txt" "$DATA" <<'PY'
 import sys
 from bertserve.bench.texts import load_texts
 from bertserve.tokenizer import BertTokenizer
 tokenizer = BertTokenizer.load(sys.argv[1].rsplit("/", 1)[0] + "/models/m3e-int8/1/tokenizer")
-text = next(t for t in load_texts("/work/shared/data/chnsenticorp") if len(tokenizer.token_ids([t])[0]) >= 128)
+text = next(t for t in load_texts(sys.argv[2]) if len(tokenizer.token_ids([t])[0]) >= 128)
 open(sys.argv[1], "w", encoding="utf-8").write(text + "\n")
 PY
 
-PORT=8561
+PORT=$($PY -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 start_server() {  # start_server NAME BASE [serve flags...]; sets SERVER_PID
   local name=$1 base=$2; shift 2
-  $BS serve --model_name "$name" --model_base_path "$base" --rest_api_port $PORT --access_log off "$@" \
+  $BS serve --model_name "$name" --model_base_path "$base" --rest_api_port $PORT --port 0 --access_log off "$@" \
     > "$WORK/results/server-$name.log" 2>&1 &
   SERVER_PID=$!
   until curl -sf "http://127.0.0.1:$PORT/readyz" > /dev/null; do sleep 0.2; done
@@ -53,7 +56,7 @@ bench() { $BS bench --url "http://127.0.0.1:$PORT" --server-pid "$SERVER_PID" "$
 echo "== m3e-small int8: all dev texts, engine / bertserve / naive / ray"
 start_server m3e "$WORK/models/m3e-int8"
 bench --model m3e --data "$DATA" --concurrency 1,8,32,64 --duration $DURATION --engine-dir "$WORK/models/m3e-int8/1" \
-  --run "$M3E_RUN" --peers naive,ray --json "$WORK/results/m3e-all.json"
+  --run "$M3E_RUN" --peers naive,ray,litserve --json "$WORK/results/m3e-all.json"
 echo "== m3e-small int8: median review, 1 client (default --batch_timeout_micros 1000)"
 bench --model m3e --data "$DATA" --texts median --concurrency 1 --duration $DURATION --engine-dir "$WORK/models/m3e-int8/1" \
   --json "$WORK/results/m3e-median.json"

@@ -3,8 +3,13 @@ side by side with the server under test:
 
     naive  benchmarks/peers/naive_app.py: a Hugging Face `pipeline("text-classification")` behind a
            ~30-line FastAPI app, on the run folder's torch model (what a user would write instead)
-    ray    benchmarks/peers/ray_app.py: Ray Serve with its own dynamic batching (@serve.batch) on the
-           same ONNX export, run from the isolated venv made by benchmarks/peers/setup_peer_venv.sh
+    ray       benchmarks/peers/ray_app.py: Ray Serve with its own dynamic batching (@serve.batch)
+    litserve  benchmarks/peers/litserve_app.py: LitServe with its own batching (max_batch_size,
+              batch_timeout)
+    Both run the same export as bertserve with the same engine (benchmarks/peers/peer_engine.py:
+    OpenVINO for the default export, ONNX Runtime for model.onnx; `precision` = the OpenVINO
+    inference precision, e.g. the one bertserve chose), from the isolated venv made by
+    benchmarks/peers/setup_peer_venv.sh.
 
     with start_peer("naive", run_dir=Path("runs/x"), export_dir=None, max_batch_size=32) as target:
         ...   # target.url answers POST target.path {"instances": [...]} -> {"predictions": ...}
@@ -35,7 +40,8 @@ from bertserve.errors import ConfigError
 REPO_ROOT = Path(__file__).resolve().parents[3]
 PEERS_DIR = REPO_ROOT / "benchmarks" / "peers"
 PEER_VENV = Path(os.environ.get("BENCH_VENV", REPO_ROOT / ".bench" / "venv"))
-PEER_NAMES = ("naive", "ray")
+PEER_NAMES = ("naive", "ray", "litserve")
+VENV_PEERS = {"ray": "ray_app.py", "litserve": "litserve_app.py"}  # run from the isolated peer venv
 START_SECONDS = 240.0  # torch + transformers, or a Ray cluster, on 2 busy cores: tens of seconds
 
 
@@ -45,20 +51,22 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def peer_command(name: str, port: int, run_dir: Path | None, export_dir: Path | None, max_batch_size: int) -> list[str]:
+def peer_command(
+    name: str, port: int, run_dir: Path | None, export_dir: Path | None, max_batch_size: int, precision: str | None = None
+) -> list[str]:
     if name == "naive":
         if run_dir is None:
             raise ConfigError("--peers naive needs --run RUN_FOLDER (the torch model the pipeline loads)")
         return [sys.executable, str(PEERS_DIR / "naive_app.py"), "--run", str(run_dir), "--port", str(port)]
-    if name == "ray":
+    if name in VENV_PEERS:
         if export_dir is None:
-            raise ConfigError("--peers ray needs --engine-dir VERSION_DIR (the ONNX export Ray Serve loads)")
+            raise ConfigError(f"--peers {name} needs --engine-dir VERSION_DIR (the export it serves)")
         python = PEER_VENV / "bin" / "python"
         if not python.is_file():
-            raise ConfigError(f"--peers ray needs the peer venv {PEER_VENV}; run `bash benchmarks/peers/setup_peer_venv.sh`")
+            raise ConfigError(f"--peers {name} needs the peer venv {PEER_VENV}; run `bash benchmarks/peers/setup_peer_venv.sh`")
         return [
-            str(python), str(PEERS_DIR / "ray_app.py"), "--export", str(export_dir), "--port", str(port),
-            "--max-batch-size", str(max_batch_size),
+            str(python), str(PEERS_DIR / VENV_PEERS[name]), "--export", str(export_dir), "--port", str(port),
+            "--max-batch-size", str(max_batch_size), *(["--precision", precision] if precision else []),
         ]
     raise ConfigError(f"unknown peer {name!r}; choose from {', '.join(PEER_NAMES)}")
 
@@ -74,11 +82,12 @@ def _answers(url: str, probe: bytes) -> bool:
 
 @contextmanager
 def start_peer(
-    name: str, *, run_dir: Path | None, export_dir: Path | None, max_batch_size: int = 32, log_dir: Path | None = None
+    name: str, *, run_dir: Path | None, export_dir: Path | None, max_batch_size: int = 32, log_dir: Path | None = None,
+    precision: str | None = None,
 ) -> Iterator[Target]:
     """Start peer `name`, wait until it answers a prediction, yield its `Target`, stop it."""
     port = free_port()
-    command = peer_command(name, port, run_dir, export_dir, max_batch_size)
+    command = peer_command(name, port, run_dir, export_dir, max_batch_size, precision)
     log_dir = Path(log_dir or tempfile.mkdtemp(prefix="bertserve-bench-"))
     log_path = log_dir / f"peer-{name}.log"
     target = Target(name, f"http://127.0.0.1:{port}", "/predict")

@@ -1,7 +1,7 @@
 """The texts a benchmark replays: every text of a file (or a dataset folder's dev split), or the
 one of median length.
 
-    texts = load_texts("/work/shared/data/chnsenticorp")          # dev.tsv's text_a column
+    texts = load_texts("../shared/data/chnsenticorp")             # dev.tsv's text_a column
     texts = load_texts("reviews.txt")                              # one text per line
     [median] = select(texts, "median")                             # the ~75-character review
 

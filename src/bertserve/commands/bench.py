@@ -12,10 +12,12 @@ p50/p90/p99 latency and throughput. In the same run, optionally:
 
   --engine-dir VERSION_DIR   the engine's own limit: the same texts in batches of
                              min(concurrency, --max-batch-size) through the runtime in-process
-  --peers naive,ray          other servers on the same model, started as subprocesses:
-                             naive = HF transformers pipeline behind FastAPI (needs --run),
-                             ray   = Ray Serve with @serve.batch on the same ONNX export (needs
-                                     --engine-dir and `bash benchmarks/peers/setup_peer_venv.sh`)
+  --peers naive,ray,litserve other servers on the same model, started as subprocesses:
+                             naive    = HF transformers pipeline behind FastAPI (needs --run),
+                             ray      = Ray Serve with @serve.batch,
+                             litserve = LitServe with its own batching; both on the same export
+                                        and engine as bertserve (OpenVINO for the default export;
+                                        need --engine-dir and `bash benchmarks/peers/setup_peer_venv.sh`)
 
 The load generator shares the CPU with the servers it measures; its own CPU cost per request is
 a column; with --server-pid the server's CPU per request is another (less disturbed by other
@@ -23,10 +25,10 @@ load on the machine than latency). Run benchmarks on an otherwise idle machine a
 `uptime` with them.
 
 examples:
-  bertserve bench --url http://127.0.0.1:8501 --model chnsenticorp --data /work/shared/data/chnsenticorp
+  bertserve bench --url http://127.0.0.1:8501 --model chnsenticorp --data ../shared/data/chnsenticorp
   bertserve bench --url http://127.0.0.1:8501 --model m --concurrency 1 --texts median --engine-dir models/m/1
   bertserve bench --url http://127.0.0.1:8501 --model m --concurrency 1,8,32,64 --duration 10 \\
-      --engine-dir models/m/1 --run runs/m --peers naive,ray --json bench.json
+      --engine-dir models/m/1 --run runs/m --peers naive,ray,litserve --json bench.json
   bertserve bench --url http://127.0.0.1:8501 --model m --concurrency 1,4 --requests 200
 """
 
@@ -71,6 +73,20 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def served_engine(url: str, model: str) -> dict:
+    """The engine settings the server reports in its metadata (`bertserve.engine`), {} if none."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{url}/v1/models/{model}/metadata", timeout=10) as response:
+            engine = json.loads(response.read()).get("bertserve", {}).get("engine", {})
+    except (urllib.error.URLError, OSError, ValueError, AttributeError):
+        return {}
+    return engine if isinstance(engine, dict) else {}
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--url", required=True, help="server to load, e.g. http://127.0.0.1:8501 (loopback only)")
     parser.add_argument("--model", required=True, help="model name in /v1/models/NAME:predict")
@@ -85,9 +101,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds before each level (default: 1)")
     parser.add_argument("--engine-dir", help="export version folder: also measure the engine in-process (no HTTP)")
     parser.add_argument("--run", help="run folder (torch model) for the naive peer")
-    parser.add_argument("--peers", type=_peer_list, default=(), help="peers to start and load too: naive, ray")
+    parser.add_argument("--peers", type=_peer_list, default=(), help="peers to start and load too: naive, ray, litserve")
+    parser.add_argument("--engine-precision", choices=("fp32", "bf16", "default"), default=None,
+                        help="OpenVINO precision of the in-process engine and the ray/litserve peers "
+                             "(default: the precision the server at --url reports it chose, else the export's)")
     parser.add_argument("--max-batch-size", type=_positive_int, default=8,
-                        help="batch cap for the engine reference and the Ray peer; match the server's (default: 8)")
+                        help="batch cap for the engine reference and the ray/litserve peers; match the server's (default: 8)")
     parser.add_argument("--p50-budget-ms", type=_positive_float, default=None,
                         help="also check the server's p50 at concurrency 1 against this budget")
     parser.add_argument("--server-pid", type=_positive_int, default=None,
@@ -117,6 +136,13 @@ def run(args: argparse.Namespace) -> int:
           f"{duration:g} s per level{f' or {args.requests} requests' if args.requests else ''}; "
           f"load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}", flush=True)
     results: list[LevelResult] = []
+    engine = served_engine(server.url, args.model)
+    precision = args.engine_precision
+    if precision is None and engine.get("engine") == "openvino" and engine.get("precision") in ("fp32", "bf16"):
+        precision = engine["precision"]  # the raw engine and the peers run what the server chose
+    if engine:
+        print(f"bench: the server's engine: {', '.join(f'{k} {v}' for k, v in engine.items() if k != 'tuning')}"
+              f"{' (' + engine['tuning']['source'] + ')' if isinstance(engine.get('tuning'), dict) else ''}", flush=True)
 
     def show(result: LevelResult) -> None:
         results.append(result)
@@ -131,7 +157,8 @@ def run(args: argparse.Namespace) -> int:
     if args.engine_dir:
         from bertserve.inference.model import ExportedModel
 
-        model = ExportedModel.load(Path(args.engine_dir), verify=False)
+        model = ExportedModel.load(Path(args.engine_dir), verify=False,
+                                   **({"inference_precision": precision} if precision else {}))
         for concurrency in args.concurrency:
             show(engine_level(model, texts, concurrency, args.max_batch_size, duration, args.requests, args.warmup, args.texts))
         del model
@@ -140,7 +167,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"bench: starting peer {peer} ...", flush=True)
         with start_peer(peer, run_dir=Path(args.run) if args.run else None,
                         export_dir=Path(args.engine_dir) if args.engine_dir else None,
-                        max_batch_size=args.max_batch_size) as target:
+                        max_batch_size=args.max_batch_size, precision=precision) as target:
             load(target)
 
     print()
