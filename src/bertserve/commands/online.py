@@ -106,13 +106,20 @@ def _client_tokenizer(folder: str):
     """sentence -> `[[101, ..., 102, 0, ...]]`: the 2019 demo's ids, padded to max_seq_length."""
     from pathlib import Path
 
-    from bertserve.layout import TOKENIZER_DIR, TOKENIZER_SETTINGS_FILE
+    from bertserve.errors import ConfigError, PretrainedError
+    from bertserve.layout import TOKENIZER_DIR, TOKENIZER_SETTINGS_FILE, VOCAB_FILE
     from bertserve.tokenizer import BertTokenizer
 
     path = Path(folder).expanduser()
     if not (path / TOKENIZER_SETTINGS_FILE).is_file() and (path / TOKENIZER_DIR).is_dir():
         path = path / TOKENIZER_DIR  # a version folder: use the tokenizer saved inside it
-    tokenizer = BertTokenizer.load(path)  # a one-line PretrainedError when it is not a tokenizer folder
+    try:
+        tokenizer = BertTokenizer.load(path)
+    except PretrainedError:
+        raise ConfigError(
+            f"--tokenizer {folder}: expected an exported version folder (BASE/<version>) or its {TOKENIZER_DIR}/ "
+            f"folder ({VOCAB_FILE} + {TOKENIZER_SETTINGS_FILE})"
+        ) from None
     return lambda sentence: tokenizer.encode([sentence], pad_to=tokenizer.max_seq_length).input_ids.tolist()
 
 
