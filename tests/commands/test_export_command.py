@@ -16,8 +16,10 @@ def test_int8_export_with_force_replaces_the_version(tiny_run, tiny_export, tmp_
     shutil.copytree(tiny_export, base / "1")
     argv = ["export", "--run", str(tiny_run), "--base-path", str(base), "--version", "1", "--format", "onnx", "--quantize", "int8"]
     assert main(argv + ["--force"]) == 0
-    out = capsys.readouterr().out.strip().splitlines()
+    captured = capsys.readouterr()
+    out = captured.out.strip().splitlines()
     assert len(out) == 1
+    assert "Loading weights" not in captured.err  # no third-party progress bars around the summary
     assert out[0].startswith(f"exported {base / '1'} (model.onnx ") and ", int8, fused, parity max |dp| " in out[0]
     assert [path.name for path in base.iterdir()] == ["1"]  # no .tmp-/.old- folder left
     config = json.loads((base / "1" / "export_config.json").read_text(encoding="utf-8"))

@@ -117,6 +117,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from bertserve.export.version import ExportSettings, export_runs
 
+    quiet_third_party_progress()
     settings = ExportSettings(
         version=args.version,
         quantize=args.quantize,
@@ -132,3 +133,17 @@ def run(args: argparse.Namespace) -> int:
     result = export_runs(args.run, args.base_path, settings)
     print(result.summary())
     return 0
+
+
+def quiet_third_party_progress() -> None:
+    """The export ends with one summary line; without this, a terminal also gets Transformers'
+    instant "Loading weights" bar and NNCF's calibration bars (drawn by rich on rich's global
+    console, which nothing in bertserve uses). Warnings and log lines still show."""
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
+    try:
+        import rich
+    except ImportError:  # NNCF is not installed: nothing draws with rich
+        return
+    rich.get_console().quiet = True
