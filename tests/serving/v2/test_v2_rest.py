@@ -11,6 +11,8 @@ import pytest
 
 from bertserve import __version__
 
+from v2_app import v2, v2_base  # noqa: F401  (fixtures)
+
 TEXTS = ["这家酒店很好", "房间太差了"]
 DEMO_IDS = [101, 6821, 2157, 6983, 2421, 2523, 1962, 102] + [0] * 120  # 这家酒店很好, padded to 128
 LABELS = ["negative", "positive"]

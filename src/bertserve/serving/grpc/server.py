@@ -37,6 +37,7 @@ logger = logging.getLogger(__name__)
 # Each module's add_to_server(server, context) adds its services; one line per module.
 SERVICE_MODULES = [
     "bertserve.serving.grpc.tfserving_service",
+    "bertserve.serving.grpc.v2_service",  # the Open Inference Protocol (KServe V2)
 ]
 READY_POLL_SECONDS = 0.25  # how soon health follows readiness (a model becoming AVAILABLE)
 

@@ -1,4 +1,7 @@
-"""Fixtures of the V2 tests: the REST app over a real manager holding the tiny model as versions 1 and 2."""
+"""The V2 tests' app: the REST app over a real manager holding the tiny model as versions 1 and 2.
+
+Imported by the test modules (`from v2_app import v2, v2_base`): a conftest.py here would shadow
+the `conftest` module that tests/serving/grpc imports by name."""
 
 from __future__ import annotations
 
