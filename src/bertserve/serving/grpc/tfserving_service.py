@@ -41,9 +41,10 @@ serving, _ = load("tensorflow_serving")
 error_codes, _ = load("tensorflow_error")
 
 PROTOCOL = "grpc"  # the `protocol` label of this API's Prometheus series
-# Most ids one input tensor may hold per instance (16 x the usual 128): bounds the memory a small
-# message can claim through a large tensor_shape.
-MAX_IDS_PER_INSTANCE = 2048
+# Most values one input tensor may hold per allowed instance (16 x the usual 128 ids): bounds the
+# memory a small message can claim through a large tensor_shape; the instance and text limits
+# (--max_instances, --max_text_chars) then apply as over REST.
+MAX_VALUES_PER_INSTANCE = 2048
 METADATA_FIELDS = ("signature_def", "labels")
 
 
@@ -134,8 +135,7 @@ class TFServingService:
 
     def _decode(self, item: tuple[str, Any], kind: str) -> tuple[list[int], list[Any]]:
         name, tensor = item
-        per_instance = 1 if kind == "string" else MAX_IDS_PER_INSTANCE
-        return tensors.decode(tensor, kind, self.limits.max_instances * per_instance, name)
+        return tensors.decode(tensor, kind, self.limits.max_instances * MAX_VALUES_PER_INSTANCE, name)
 
     async def classify(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         texts = self._example_texts(request.input)
