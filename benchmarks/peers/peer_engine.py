@@ -9,7 +9,8 @@ and the inference precision given (bertserve chooses its own at load: pass the o
 GET /v1/models/NAME/metadata, `bertserve.engine.precision`; benchmarks/issue10.py does). A plain
 model.onnx runs on ONNX Runtime. Texts are tokenized with the export's own tokenizer.json,
 truncated to the signature's max_seq_length and padded to the longest text of each batch, as
-bertserve does. Imported by ray_app.py and litserve_app.py from the isolated peer venv, so it
+bertserve does (head+tail truncation too, when the export's tokenizer_settings.json asks for it:
+a quarter of the budget from the start, the rest from the end). Imported by ray_app.py and litserve_app.py from the isolated peer venv, so it
 must not import bertserve or torch.
 """
 
@@ -29,8 +30,14 @@ class PeerEngine:
         threads = threads or os.cpu_count() or 1
         signature = json.loads((export_dir / "signature.json").read_text(encoding="utf-8"))
         self.tokenizer = Tokenizer.from_file(str(export_dir / "tokenizer" / "tokenizer.json"))
-        self.tokenizer.enable_truncation(int(signature["max_seq_length"]))
-        self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")  # each batch to its longest text
+        self.tokenizer.no_truncation()
+        self.tokenizer.no_padding()
+        self.max_length = int(signature["max_seq_length"])
+        settings_file = export_dir / "tokenizer" / "tokenizer_settings.json"
+        settings = json.loads(settings_file.read_text(encoding="utf-8")) if settings_file.is_file() else {}
+        self.head_and_tail = settings.get("truncation", "head") == "head+tail"
+        self.cls_id, self.sep_id = self.tokenizer.token_to_id("[CLS]"), self.tokenizer.token_to_id("[SEP]")
+        self.pad_id = self.tokenizer.token_to_id("[PAD]") or 0
         if (export_dir / "model.xml").is_file():
             import openvino
 
@@ -67,9 +74,20 @@ class PeerEngine:
 
     def predict(self, texts):
         """Probabilities, one list per text."""
-        encodings = self.tokenizer.encode_batch(list(texts))
-        ids = np.array([encoding.ids for encoding in encodings], dtype=np.int64)
-        mask = np.array([encoding.attention_mask for encoding in encodings], dtype=np.int64)
+        budget = self.max_length - 2
+        rows = []
+        for encoding in self.tokenizer.encode_batch(list(texts), add_special_tokens=False):
+            tokens = encoding.ids
+            if len(tokens) > budget:
+                head = budget // 4 if self.head_and_tail else budget
+                tokens = tokens[:head] + tokens[len(tokens) - (budget - head):] if head < budget else tokens[:budget]
+            rows.append([self.cls_id, *tokens, self.sep_id])
+        longest = max(len(row) for row in rows)
+        ids = np.full((len(rows), longest), self.pad_id, dtype=np.int64)
+        mask = np.zeros((len(rows), longest), dtype=np.int64)
+        for index, row in enumerate(rows):
+            ids[index, :len(row)] = row
+            mask[index, :len(row)] = 1
         feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
         logits = np.asarray(self._run({name: feed[name] for name in self.input_names}), dtype=np.float32)
         shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))

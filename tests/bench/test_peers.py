@@ -56,6 +56,27 @@ def test_the_peer_engine_answers_like_bertserve(peer_engine_module, tiny_export)
     np.testing.assert_allclose(np.array(runtime.predict(texts)), expected, atol=1e-5)
 
 
+def test_the_peer_engine_truncates_head_and_tail_like_bertserve(peer_engine_module, tiny_export, tmp_path):
+    import json
+    import shutil
+
+    from bertserve.tokenizer import BertTokenizer
+
+    folder = tmp_path / "1"
+    shutil.copytree(tiny_export, folder)
+    settings = folder / "tokenizer" / "tokenizer_settings.json"
+    settings.write_text(json.dumps({**json.loads(settings.read_text()), "truncation": "head+tail"}))
+    texts = ["开头" + "中间的内容很长" * 40 + "结尾很差", "很好"]
+    expected = BertTokenizer.load(folder / "tokenizer").token_ids(texts)
+    engine = peer_engine_module.PeerEngine(folder, threads=1)
+    seen = []
+    engine._run = lambda feed: seen.append(feed) or np.zeros((len(texts), 2), dtype=np.float32)
+    engine.predict(texts)
+    ids, mask = seen[0]["input_ids"], seen[0]["attention_mask"]
+    assert [row[mask[index] == 1].tolist() for index, row in enumerate(ids)] == expected
+    assert len(expected[0]) == 128  # the long text was cut (head+tail keeps its end too)
+
+
 def test_the_peer_engine_runs_openvino_ir_at_the_precision_given(peer_engine_module, tiny_export, tmp_path):
     import shutil
 
