@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from bertserve.errors import ExportError, RequestError
-from bertserve.inference.model import ExportedModel, softmax
+from bertserve.inference.model import AveragedEngine, ExportedModel, softmax
 from bertserve.tokenizer import Encoded
 
 
@@ -143,3 +143,45 @@ def test_openvino_weights_allowed_only_as_model_bin_beside_model_xml(copy):
     (copy / "weights.bin").write_bytes(b"\x00")
     with pytest.raises(ExportError, match="refusing weights.bin"):
         list_files(copy)
+    (copy / "weights.bin").unlink()
+    # An ensemble member's folder holds its own pair; only members/<index>/, only beside model.xml.
+    member = copy / "members" / "0"
+    member.mkdir(parents=True)
+    (member / "model.bin").write_bytes(b"\x00")
+    with pytest.raises(ExportError, match="refusing members/0/model.bin"):
+        list_files(copy)
+    (member / "model.xml").write_text("<net/>", encoding="utf-8")
+    assert {"members/0/model.xml", "members/0/model.bin"} <= set(list_files(copy))
+    shutil.move(member, copy / "members" / "first")
+    with pytest.raises(ExportError, match="refusing members/first/model.bin"):
+        list_files(copy)
+
+
+class FixedEngine:
+    input_names = ("input_ids", "attention_mask")
+
+    def __init__(self, logits):
+        self.logits = np.asarray(logits, dtype=np.float32)
+        self.seen = []
+
+    def run(self, inputs):
+        self.seen.append(sorted(inputs))
+        return self.logits
+
+
+def test_averaged_engine_returns_the_log_of_the_mean_probability():
+    first, second = FixedEngine([[0.0, 0.0], [2.0, -1.0]]), FixedEngine([[3.0, 1.0], [0.0, 5.0]])
+    engine = AveragedEngine([first, second])
+    assert engine.input_names == ("input_ids", "attention_mask")
+    inputs = {"input_ids": np.ones((2, 3), np.int64), "attention_mask": np.ones((2, 3), np.int64),
+              "token_type_ids": np.zeros((2, 3), np.int64)}
+    expected = (softmax(first.logits) + softmax(second.logits)) / 2
+    np.testing.assert_allclose(softmax(engine.run(inputs)), expected, rtol=1e-6)
+    assert first.seen == second.seen == [["attention_mask", "input_ids"]]  # each member gets only its inputs
+
+
+def test_members_must_be_numbered_from_zero(copy):
+    (copy / "members" / "1").mkdir(parents=True)
+    shutil.copy(copy / "model.onnx", copy / "members" / "1" / "model.onnx")
+    with pytest.raises(ExportError, match=r"members/ must hold folders 0..n-1, found \['1'\]; re-export the ensemble"):
+        ExportedModel.load(copy, verify=False)

@@ -5,7 +5,10 @@ A version folder is what `bertserve export` writes (see `bertserve.export.versio
     BASE/1569141360/
       model.onnx  tokenizer/  labels.json  signature.json  model_card.md  export_config.json  manifest.json
 
-or, for `--format openvino`, `model.xml` + `model.bin` (OpenVINO IR) in place of `model.onnx`.
+or, for `--format openvino`, `model.xml` + `model.bin` (OpenVINO IR) in place of `model.onnx`,
+or, for an ensemble (`bertserve export --run A --run B`), `members/0/`, `members/1/`, ... each with
+its own model file(s) and export_config.json: every member is loaded and `AveragedEngine` returns
+the mean of their probabilities, so callers see one model.
 
 Use:
 
@@ -40,7 +43,8 @@ from bertserve.inference.padded_shapes import check_padded_lengths, pad_to_fixed
 from bertserve.inference.engines import Engine, create_engine
 from bertserve.inference.signature import check_signature
 from bertserve.tokenizer import BertTokenizer, Encoded
-from bertserve.layout import EXPORT_CONFIG_FILE, LABELS_FILE, MODEL_CARD_FILE, ONNX_MODEL_FILE, SIGNATURE_FILE, TOKENIZER_DIR
+from bertserve.layout import (EXPORT_CONFIG_FILE, LABELS_FILE, MEMBERS_DIR, MODEL_CARD_FILE, ONNX_MODEL_FILE, SIGNATURE_FILE,
+                              TOKENIZER_DIR)
 
 
 
@@ -57,6 +61,42 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     logits = np.asarray(logits, dtype=np.float32)
     shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
     return (shifted / shifted.sum(axis=-1, keepdims=True)).astype(np.float32)
+
+
+class AveragedEngine:
+    """An ensemble's member engines behind the one-engine interface. `run` returns the log of the
+    mean of the members' probabilities, so `softmax(run(...))` is exactly that mean (one engine
+    call per member, in turn)."""
+
+    def __init__(self, members: Sequence[Engine]):
+        self.members = tuple(members)
+        names = [name for member in self.members for name in member.input_names]
+        self.input_names: tuple[str, ...] = tuple(dict.fromkeys(names))
+        self.settings = {"ensemble": [getattr(member, "settings", None) for member in self.members]}
+
+    def run(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        probabilities = np.mean(
+            [softmax(member.run({name: inputs[name] for name in member.input_names})) for member in self.members], axis=0
+        )
+        return np.log(np.maximum(probabilities, np.finfo(np.float32).tiny)).astype(np.float32)
+
+
+def load_ensemble(path: Path, load_engine: Any) -> AveragedEngine:
+    """The engines of `path/members/0..n-1` (an ensemble export), each loaded with its own export_config.json."""
+    folders = sorted((child for child in (path / MEMBERS_DIR).iterdir() if child.is_dir()), key=lambda child: child.name)
+    indices = sorted(int(folder.name) for folder in folders if folder.name.isdigit())
+    if not folders or indices != list(range(len(folders))):
+        raise ExportError(f"{path}: {MEMBERS_DIR}/ must hold folders 0..n-1, found {[folder.name for folder in folders]}; "
+                          "re-export the ensemble")
+    engines = []
+    for index in indices:
+        folder = path / MEMBERS_DIR / str(index)
+        try:
+            config = read_json(folder / EXPORT_CONFIG_FILE) if (folder / EXPORT_CONFIG_FILE).is_file() else {}
+        except ValueError as error:
+            raise ExportError(f"{folder}: unreadable {EXPORT_CONFIG_FILE} ({error}); re-export the ensemble") from error
+        engines.append(load_engine(folder, config))
+    return AveragedEngine(engines)
 
 
 @dataclass
@@ -113,13 +153,17 @@ class ExportedModel:
             raise ExportError(f"{path}: {error}") from error
         if labels != signature["labels"]:
             raise ExportError(f"{path}: {LABELS_FILE} {labels} disagrees with {SIGNATURE_FILE} {signature['labels']}")
-        if tuning is not None:
+
+        def load_engine(folder: Path, config: dict[str, Any]) -> Engine:
+            if tuning is None:
+                return create_engine(folder, engine, threads=threads, device=device, **engine_options)
             from bertserve.inference.tuning import load_tuned_engine
 
-            runner = load_tuned_engine(path, engine, tokenizer=tokenizer, export_config=export_config, options=tuning,
-                                       device=device, **engine_options)
-        else:
-            runner = create_engine(path, engine, threads=threads, device=device, **engine_options)
+            return load_tuned_engine(folder, engine, tokenizer=tokenizer, export_config=config, options=tuning,
+                                     device=device, **engine_options)
+
+        ensemble = (path / MEMBERS_DIR).is_dir()
+        runner = load_ensemble(path, load_engine) if ensemble else load_engine(path, export_config)
         missing = [name for name in runner.input_names if name not in signature["inputs"]]
         if missing:
             raise ExportError(f"{path}: the model has inputs {missing} that {SIGNATURE_FILE} does not describe")
