@@ -50,6 +50,52 @@ def test_over_length_is_truncated_like_the_demo(chinese_tokenizer):
     assert ids[0] == 101 and ids[-1] == 102 and set(ids[1:-1]) == {1962}
 
 
+# 一二三四五六七八九十 = ids 671 753 676 1724 758 1063 673 1061 736 1282, one token per character.
+NUMERALS = "一二三四五六七八九十"
+
+
+def test_head_and_tail_truncation_keeps_a_quarter_from_the_start_and_the_rest_from_the_end(chinese_vocab):
+    tokenizer = BertTokenizer.from_vocab_file(chinese_vocab, max_seq_length=8, truncation="head+tail")
+    # 6 places between [CLS] and [SEP]: 1 from the head (一), 5 from the tail (六七八九十).
+    assert tokenizer.token_ids([NUMERALS]) == [[101, 671, 1063, 673, 1061, 736, 1282, 102]]
+    # Exactly 6 tokens fit: nothing is cut; 7 tokens: the second (二) goes.
+    assert tokenizer.token_ids([NUMERALS[:6], NUMERALS[:7]]) == [
+        [101, 671, 753, 676, 1724, 758, 1063, 102], [101, 671, 676, 1724, 758, 1063, 673, 102]]
+    assert tokenizer.token_ids([""]) == [[101, 102]]
+
+
+def test_head_truncation_is_the_default(chinese_vocab):
+    tokenizer = BertTokenizer.from_vocab_file(chinese_vocab, max_seq_length=8)
+    assert tokenizer.truncation == "head"
+    assert tokenizer.token_ids([NUMERALS]) == [[101, 671, 753, 676, 1724, 758, 1063, 102]]
+
+
+def test_truncation_is_saved_with_the_tokenizer(chinese_vocab, tmp_path):
+    import json
+
+    BertTokenizer.from_vocab_file(chinese_vocab, max_seq_length=8, truncation="head+tail").save(tmp_path)
+    settings = json.loads((tmp_path / "tokenizer_settings.json").read_text())
+    assert settings == {"lowercase": True, "max_seq_length": 8, "truncation": "head+tail", "vocab_size": 21128}
+    loaded = BertTokenizer.load(tmp_path)
+    assert loaded.truncation == "head+tail"
+    assert loaded.token_ids([NUMERALS]) == [[101, 671, 1063, 673, 1061, 736, 1282, 102]]
+
+
+def test_a_tokenizer_folder_from_before_truncation_settings_loads_as_head(chinese_vocab, tmp_path):
+    import json
+
+    BertTokenizer.from_vocab_file(chinese_vocab, max_seq_length=8).save(tmp_path)
+    settings = json.loads((tmp_path / "tokenizer_settings.json").read_text())
+    del settings["truncation"]
+    (tmp_path / "tokenizer_settings.json").write_text(json.dumps(settings))
+    assert BertTokenizer.load(tmp_path).truncation == "head"
+
+
+def test_unknown_truncation_is_refused(chinese_vocab):
+    with pytest.raises(ValueError, match="truncation must be one of"):
+        BertTokenizer.from_vocab_file(chinese_vocab, truncation="tail")
+
+
 def test_encode_pads_dynamically_and_to_a_fixed_length(chinese_tokenizer):
     encoded = chinese_tokenizer.encode(["好", "很好很好"])
     np.testing.assert_array_equal(encoded.input_ids, [[101, 1962, 102, 0, 0, 0], [101, 2523, 1962, 2523, 1962, 102]])

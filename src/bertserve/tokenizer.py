@@ -4,12 +4,15 @@ Built on the Rust `tokenizers` library with Google BERT's rules: clean control c
 put spaces around every CJK character (so each Chinese character is its own token), optional
 lower-casing (which also strips accents, as BERT's `do_lower_case` does), split on whitespace and
 punctuation, then greedy longest-match WordPiece with `##` continuations and `[UNK]` for the rest.
-Sequences are `[CLS] tokens [SEP]`, truncated from the end to `max_seq_length` (the demo's
-`[CLS] + tokens[:126] + [SEP]` at 128).
+Sequences are `[CLS] tokens [SEP]`, at most `max_seq_length` long. Truncation `head` (the default)
+keeps the first tokens (the demo's `[CLS] + tokens[:126] + [SEP]` at 128); `head+tail` keeps the
+first quarter and the last three quarters of the budget, so the verdict that often closes a long
+review survives (Sun et al. 2019, "How to Fine-Tune BERT for Text Classification": head 128 +
+tail 382 at 512 beat head-only).
 
 A tokenizer is saved as three files in a folder (every run folder and export has one):
 `vocab.txt` (one token per line), `tokenizer.json` (the full Rust pipeline) and
-`tokenizer_settings.json` (lower-casing and max length). `BertTokenizer.load(folder)` restores it
+`tokenizer_settings.json` (lower-casing, max length and truncation). `BertTokenizer.load(folder)` restores it
 exactly, which is what the parity test between training, export and serving relies on.
 """
 
@@ -27,6 +30,13 @@ from bertserve.errors import PretrainedError
 from bertserve.layout import TOKENIZER_JSON_FILE, TOKENIZER_SETTINGS_FILE as SETTINGS_FILE, VOCAB_FILE
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+TRUNCATIONS = ("head", "head+tail")  # which tokens of an over-long text are kept
+
+
+def head_tail_split(budget: int) -> tuple[int, int]:
+    """How many tokens `head+tail` keeps from the start and from the end: a quarter and the rest."""
+    head = budget // 4
+    return head, budget - head
 
 
 @dataclass(frozen=True)
@@ -62,9 +72,12 @@ def read_vocab(path: Path) -> dict[str, int]:
 class BertTokenizer:
     """Text -> `Encoded` ids, with Google BERT's tokenization rules."""
 
-    def __init__(self, vocab: dict[str, int], lowercase: bool = True, max_seq_length: int = 128):
+    def __init__(self, vocab: dict[str, int], lowercase: bool = True, max_seq_length: int = 128, truncation: str = "head"):
         if max_seq_length < 2:
             raise ValueError("max_seq_length must be at least 2 ([CLS] and [SEP])")
+        if truncation not in TRUNCATIONS:
+            raise ValueError(f"truncation must be one of {TRUNCATIONS}, not {truncation!r}")
+        self.truncation = truncation
         self.vocab = vocab
         self.lowercase = lowercase
         self.max_seq_length = max_seq_length
@@ -84,14 +97,16 @@ class BertTokenizer:
             special_tokens=[("[CLS]", self.cls_id), ("[SEP]", self.sep_id)],
         )
         rust.decoder = decoders.WordPiece(prefix="##")
-        rust.enable_truncation(max_length=max_seq_length)
+        if truncation == "head":  # head+tail cuts in token_ids (the Rust library only cuts one end)
+            rust.enable_truncation(max_length=max_seq_length)
         self._rust = rust
 
     # ---- construction and persistence -------------------------------------------------------
 
     @classmethod
-    def from_vocab_file(cls, path: Path | str, lowercase: bool = True, max_seq_length: int = 128) -> "BertTokenizer":
-        return cls(read_vocab(Path(path)), lowercase=lowercase, max_seq_length=max_seq_length)
+    def from_vocab_file(cls, path: Path | str, lowercase: bool = True, max_seq_length: int = 128,
+                        truncation: str = "head") -> "BertTokenizer":
+        return cls(read_vocab(Path(path)), lowercase=lowercase, max_seq_length=max_seq_length, truncation=truncation)
 
     @classmethod
     def load(cls, folder: Path | str) -> "BertTokenizer":
@@ -102,7 +117,8 @@ class BertTokenizer:
             raise PretrainedError(f"{folder}: not a bertserve tokenizer folder (needs vocab.txt and {SETTINGS_FILE})")
         settings = json.loads(settings_path.read_text(encoding="utf-8"))
         return cls.from_vocab_file(
-            folder / VOCAB_FILE, lowercase=bool(settings["lowercase"]), max_seq_length=int(settings["max_seq_length"])
+            folder / VOCAB_FILE, lowercase=bool(settings["lowercase"]), max_seq_length=int(settings["max_seq_length"]),
+            truncation=settings.get("truncation", "head"),  # folders written before head+tail existed
         )
 
     def save(self, folder: Path | str) -> None:
@@ -111,7 +127,8 @@ class BertTokenizer:
         by_id = sorted(self.vocab.items(), key=lambda item: item[1])
         (folder / VOCAB_FILE).write_text("".join(token + "\n" for token, _ in by_id), encoding="utf-8")
         self._rust.save(str(folder / TOKENIZER_JSON_FILE))
-        settings = {"lowercase": self.lowercase, "max_seq_length": self.max_seq_length, "vocab_size": len(self.vocab)}
+        settings = {"lowercase": self.lowercase, "max_seq_length": self.max_seq_length, "truncation": self.truncation,
+                    "vocab_size": len(self.vocab)}
         (folder / SETTINGS_FILE).write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
 
     # ---- encoding ----------------------------------------------------------------------------
@@ -126,7 +143,17 @@ class BertTokenizer:
 
     def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
         """Unpadded ids (`[CLS] ... [SEP]`, truncated to max_seq_length) for each text."""
-        return [encoding.ids for encoding in self._rust.encode_batch(list(texts))]
+        if self.truncation == "head":
+            return [encoding.ids for encoding in self._rust.encode_batch(list(texts))]
+        budget = self.max_seq_length - 2
+        head, tail = head_tail_split(budget)
+        result = []
+        for encoding in self._rust.encode_batch(list(texts), add_special_tokens=False):
+            ids = encoding.ids
+            if len(ids) > budget:
+                ids = ids[:head] + ids[len(ids) - tail:]
+            result.append([self.cls_id, *ids, self.sep_id])
+        return result
 
     def encode(self, texts: Sequence[str], pad_to: int | None = None) -> Encoded:
         """Encode a batch, padded to its longest sequence (dynamic padding) or to `pad_to`."""
