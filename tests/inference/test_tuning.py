@@ -179,3 +179,14 @@ def test_cpu_description_names_only_the_flags_that_matter():
     cpu = tuning.cpu_description()
     assert set(cpu) == {"model", "flags", "cores"} and cpu["cores"] >= 1
     assert set(cpu["flags"]) <= set(tuning.RELEVANT_CPU_FLAGS)
+
+
+def test_when_no_candidate_loads_the_error_says_why():
+    from bertserve.errors import ExportError
+
+    def build(candidate):
+        raise RuntimeError(f"{candidate.precision} refused")
+
+    with pytest.raises(ExportError, match="no engine configuration could be loaded: failed to load: fp32 refused; "
+                                          "failed to load: bf16 refused"):
+        measure(build, [Candidate("fp32"), Candidate("bf16")], [{"input_ids": np.array([[101, 102]])}], 0.05, 10.0)

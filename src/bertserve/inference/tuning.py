@@ -41,7 +41,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from bertserve.errors import ConfigError
+from bertserve.errors import ConfigError, ExportError
 from bertserve.inference.engines import (
     INFERENCE_PRECISIONS,
     PERFORMANCE_HINTS,
@@ -315,7 +315,7 @@ def measure(
         except Exception as error:  # e.g. a precision this CPU refuses: not a candidate then
             skipped.append(Trial(candidate, note=f"failed to load: {str(error).splitlines()[0][:200]}"))
     if not built:
-        raise ConfigError(f"no engine configuration could be loaded: {[trial.note for trial in skipped]}")
+        raise ExportError(f"no engine configuration could be loaded: {'; '.join(trial.note for trial in skipped)}")
     outputs = [[_probabilities(engine, batch) for batch in inputs] for _, engine in built]  # also the first, slow call
     rounds: list[list[float]] = [[] for _ in built]
     while min(len(times) for times in rounds) < 2 or (time.perf_counter() - started < budget_seconds and len(rounds[0]) < 50):
