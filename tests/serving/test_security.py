@@ -124,7 +124,7 @@ def test_openapi_documents_no_route_that_changes_state(server):
     paths = httpx.get(f"{server.url}/openapi.json").json()["paths"]
     for path, operations in paths.items():
         for method in operations:
-            assert method == "get" or path.endswith((":predict", ":classify", ":regress")), (method, path)
+            assert method == "get" or path.endswith((":predict", ":classify", ":regress", "/infer")), (method, path)
 
 
 def test_cors_is_off_by_default(server):

@@ -10,7 +10,11 @@ for ever, and with the httptools parser a never-ending header block is buffered 
   connection opening or of the previous response; otherwise the connection is closed;
 * the head may be at most `max_head_bytes` long; otherwise the client gets 431 and is closed.
 
-Request bodies are bounded by the REST layer (`app.read_body`: size -> 413, time -> 408).
+Request bodies are bounded by the REST layer (`app.read_body`: size -> 413, time -> 408). When
+the app answers before the body has fully arrived (a 413 on Content-Length), the rest of the body
+is read and discarded, for up to `linger_seconds` and `linger_bytes` (nginx's lingering close):
+closing a socket with unread data sends a TCP reset, and a client still sending its body would
+see "connection reset" instead of the 413.
 
     config = uvicorn.Config(app, http=guarded_protocol(head_timeout_seconds=10.0))
 """
@@ -26,6 +30,8 @@ logger = logging.getLogger(__name__)
 
 HEAD_TIMEOUT_SECONDS = 10.0  # a real client sends its headers in one packet; 10 s is generous
 MAX_HEAD_BYTES = 64 * 1024  # request line + headers; h11's own default limit is 16 KiB
+LINGER_SECONDS = 30.0  # nginx's lingering_time: how long an unread body may still be discarded
+LINGER_BYTES = 1024**3  # ... and how much of it; past either bound the connection is closed
 
 
 def _base_protocol() -> type:
@@ -49,7 +55,8 @@ def _too_large_response(max_head_bytes: int) -> bytes:
 
 
 def guarded_protocol(
-    head_timeout_seconds: float = HEAD_TIMEOUT_SECONDS, max_head_bytes: int = MAX_HEAD_BYTES, base: type | None = None
+    head_timeout_seconds: float = HEAD_TIMEOUT_SECONDS, max_head_bytes: int = MAX_HEAD_BYTES, base: type | None = None,
+    linger_seconds: float = LINGER_SECONDS, linger_bytes: int = LINGER_BYTES,
 ) -> type:
     """A subclass of uvicorn's HTTP protocol (`base`, default: what uvicorn would pick) with the
     head deadline and size limit of the module docstring; pass it as `uvicorn.Config(http=...)`."""
@@ -58,14 +65,23 @@ def guarded_protocol(
     class GuardedProtocol(base):  # type: ignore[misc, valid-type]
         _head_timer: asyncio.TimerHandle | None = None
         _head_bytes = 0
+        _body_pending = False  # between a request's head and the end of its body (httptools callbacks)
+        _linger_timer: asyncio.TimerHandle | None = None
+        _discarded = 0
 
         def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
             self._arm_head_timer()
 
         def data_received(self, data: bytes) -> None:
+            lingering = self._linger_timer is not None
             super().data_received(data)
-            if self._waiting_for_head():
+            if lingering:  # these bytes were body (at most the start of a next head follows them)
+                self._discarded += len(data)
+                if self._linger_timer is not None and self._discarded > linger_bytes:
+                    logger.info("closing a connection whose unread request body exceeded %d bytes", linger_bytes)
+                    self._close_lingering()
+            elif self._waiting_for_head():
                 # Bytes that did not complete a request head: count them. A chunk that did
                 # complete one (even with a large body behind it) resets the count.
                 self._head_bytes += len(data)
@@ -76,17 +92,45 @@ def guarded_protocol(
             else:
                 self._head_bytes = 0
 
+        def on_headers_complete(self) -> None:
+            self._body_pending = True
+            super().on_headers_complete()
+
+        def on_message_complete(self) -> None:
+            self._body_pending = False
+            super().on_message_complete()
+            if self._linger_timer is not None:  # the unread body is discarded; back to keep-alive
+                self._linger_timer.cancel()
+                self._linger_timer = None
+                self._arm_head_timer()
+
         def on_response_complete(self) -> None:
             super().on_response_complete()
             self._head_bytes = 0
-            self._arm_head_timer()
+            if self._body_pending and not self.transport.is_closing():
+                # Answered before the body arrived (e.g. 413): uvicorn's parser discards the rest;
+                # bound that, then carry on with the connection as usual.
+                self._discarded = 0
+                self._linger_timer = self.loop.call_later(linger_seconds, self._close_lingering)
+            else:
+                self._arm_head_timer()
 
         def connection_lost(self, exc: Exception | None) -> None:
             self._cancel_head_timer()
+            if self._linger_timer is not None:
+                self._linger_timer.cancel()
+                self._linger_timer = None
             super().connection_lost(exc)
 
+        def _close_lingering(self) -> None:
+            if self._linger_timer is not None:
+                self._linger_timer.cancel()
+                self._linger_timer = None
+            if not self.transport.is_closing():
+                self.transport.close()
+
         def _waiting_for_head(self) -> bool:
-            return self.cycle is None or self.cycle.response_complete
+            return (self.cycle is None or self.cycle.response_complete) and not self._body_pending
 
         def _arm_head_timer(self) -> None:
             self._cancel_head_timer()

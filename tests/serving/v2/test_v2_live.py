@@ -1,0 +1,129 @@
+"""A real `bertserve serve` subprocess with REST and gRPC: client libraries nobody here wrote
+(tritonclient http/grpc, the kserve SDK) get the same probabilities as REST V1, and a 413 reaches a
+client that is still sending an oversized body."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from live_server import free_port
+
+ROOT = Path(__file__).resolve().parents[3]
+CLIENTS_PYTHON = ROOT / ".venv-clients" / "bin" / "python"
+CLIENT_SCRIPT = Path(__file__).resolve().parent / "real_clients.py"
+TEXTS = ["这家酒店很好", "房间太差了,再也不来", "一般般"]
+DEMO_IDS = [101, 6821, 2157, 6983, 2421, 2523, 1962, 102] + [0] * 120  # the demo's 128-id request
+START_SECONDS = 60.0
+
+
+@pytest.fixture(scope="module")
+def live(tiny_export, tmp_path_factory):
+    """(REST URL, gRPC target) of one server for this module."""
+    folder = tmp_path_factory.mktemp("v2_live")
+    shutil.copytree(tiny_export, folder / "tiny" / "1")
+    rest, grpc_port = free_port(), free_port()
+    url = f"http://127.0.0.1:{rest}"
+    command = [sys.executable, "-m", "bertserve", "serve", "--model_name=tiny", f"--model_base_path={folder / 'tiny'}",
+               f"--rest_api_port={rest}", f"--port={grpc_port}", "--engine_tuning=off"]
+    with open(folder / "server.log", "w+") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + START_SECONDS
+            while True:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    log.seek(0)
+                    pytest.fail(f"bertserve serve did not become ready:\n{log.read()[-3000:]}")
+                try:
+                    if httpx.get(f"{url}/v2/health/ready", timeout=2).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                time.sleep(0.1)
+            yield url, f"127.0.0.1:{grpc_port}"
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def test_413_reaches_a_client_still_sending_its_body(live):
+    """60 MB to :predict (limit 10 MiB): the server answers 413 at once, reads and discards the
+    rest instead of resetting the connection, and keeps the connection for the next request."""
+    url, _ = live
+    port = int(url.rsplit(":", 1)[1])
+    size = 60 * 1024 * 1024
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
+        connection.sendall(
+            f"POST /v1/models/tiny:predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {size}\r\n\r\n".encode()
+        )
+        chunk = b"a" * 65536
+        for _ in range(size // len(chunk)):
+            connection.sendall(chunk)  # a reset would raise ConnectionResetError / BrokenPipeError here
+        answer = read_response(connection)
+        assert answer.startswith(b"HTTP/1.1 413 ")
+        assert json.loads(answer.split(b"\r\n\r\n", 1)[1]) == {"error": (
+            "Request body is larger than the limit of 10485760 bytes; send fewer instances per request "
+            "or raise --max_body_bytes")}
+        connection.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert read_response(connection).endswith(b'{"live":true}')
+    # httpx too (it streams the body, then reads the answer).
+    response = httpx.post(f"{url}/v2/models/tiny/infer", content=b"x" * size, timeout=60)
+    assert response.status_code == 413
+
+
+def read_response(connection: socket.socket) -> bytes:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += connection.recv(65536)
+    head, body = data.split(b"\r\n\r\n", 1)
+    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
+    while len(body) < length:
+        body += connection.recv(65536)
+    return head + b"\r\n\r\n" + body
+
+
+def v1_probabilities(url: str, payload: dict) -> np.ndarray:
+    body = httpx.post(f"{url}/v1/models/tiny:predict", json=payload, timeout=30).json()
+    return np.asarray(body.get("predictions", body.get("outputs")), dtype=np.float32)
+
+
+CLIENTS = ["tritonclient.http", "tritonclient.http-json", "tritonclient.grpc", "kserve-rest", "kserve-grpc"]
+
+
+@pytest.mark.skipif(not CLIENTS_PYTHON.is_file(), reason=".venv-clients/ (tritonclient, kserve) is absent: bash scripts/test.sh creates it")
+@pytest.mark.parametrize("client", CLIENTS)
+def test_real_clients_get_the_probabilities_of_rest_v1(live, client):
+    url, target = live
+    run = subprocess.run(
+        [str(CLIENTS_PYTHON), str(CLIENT_SCRIPT), client, url, target, "tiny", json.dumps(TEXTS), json.dumps([DEMO_IDS])],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    answers = json.loads(run.stdout)
+    by_texts = v1_probabilities(url, {"instances": TEXTS})
+    by_ids = v1_probabilities(url, {"inputs": {"input_ids": [DEMO_IDS]}})
+    np.testing.assert_allclose(answers["texts"], by_texts, atol=1e-5)
+    np.testing.assert_allclose(answers["ids"], by_ids, atol=1e-5)
+    np.testing.assert_allclose(by_ids[0], by_texts[0], atol=1e-5)  # the demo's ids are TEXTS[0]
+    assert (answers["live"], answers["ready"], answers["model_ready"]) == (True, True, True)
+    if "labels" in answers:
+        assert answers["labels"] == [["negative", "positive"][i] for i in by_texts.argmax(axis=1)]
+    if client.startswith("tritonclient"):
+        assert answers["inputs"][:2] == [["text", "BYTES", [-1]], ["input_ids", "INT64", [-1, -1]]]
+    if client == "tritonclient.grpc":
+        assert answers["unknown_model"] == "StatusCode.NOT_FOUND"
+    if client == "kserve-rest":
+        assert (answers["v1_live"], answers["model_name"]) == (True, "tiny")
