@@ -17,5 +17,7 @@ rm -rf .venv-clients
 "$PYTHON" -m venv .venv-clients
 .venv-clients/bin/python -m pip install --quiet --upgrade pip
 .venv-clients/bin/python -m pip install --quiet "tritonclient[http,grpc]==2.73.0" "kserve==0.21.0"
-.venv-clients/bin/python -c "import tritonclient.http, tritonclient.grpc, kserve"
+# Two processes: tritonclient.grpc and kserve both register the inference.* protobuf messages.
+.venv-clients/bin/python -c "import tritonclient.http, tritonclient.grpc"
+.venv-clients/bin/python -c "import kserve"
 touch .venv-clients/.installed

@@ -7,4 +7,6 @@ EXTRAS=test,ray bash scripts/setup.sh
 # .venv-tf/: TensorFlow + tensorflow-serving-api for the official TF Serving client test (kept out of
 # .venv). If it cannot be installed, that one test skips with the reason; the suite still runs.
 bash scripts/setup_tf_client.sh || echo "scripts/setup_tf_client.sh failed: the official TF Serving client test will skip" >&2
+# .venv-clients/: tritonclient + the kserve SDK for the V2 protocol tests (same idea, same fallback).
+bash scripts/setup_v2_clients.sh || echo "scripts/setup_v2_clients.sh failed: the tritonclient/kserve tests will skip" >&2
 exec .venv/bin/python -m pytest "$@"

@@ -103,7 +103,8 @@ def v1_probabilities(url: str, payload: dict) -> np.ndarray:
 CLIENTS = ["tritonclient.http", "tritonclient.http-json", "tritonclient.grpc", "kserve-rest", "kserve-grpc"]
 
 
-@pytest.mark.skipif(not CLIENTS_PYTHON.is_file(), reason=".venv-clients/ (tritonclient, kserve) is absent: bash scripts/test.sh creates it")
+@pytest.mark.skipif(not (ROOT / ".venv-clients" / ".installed").is_file(),
+                    reason=".venv-clients/ (tritonclient, kserve) is absent: bash scripts/setup_v2_clients.sh creates it")
 @pytest.mark.parametrize("client", CLIENTS)
 def test_real_clients_get_the_probabilities_of_rest_v1(live, client):
     url, target = live
