@@ -10,6 +10,8 @@ DESCRIPTION = """Replay real texts (ChnSentiCorp dev, or any file) against a run
 clients at each --concurrency (raw HTTP/1.1 keep-alive connections, loopback only), and print
 p50/p90/p99 latency and throughput. In the same run, optionally:
 
+  --protocols rest,grpc      the server over TF Serving's REST API (rest, the default) and/or its
+                             gRPC API (grpc: Predict with a DT_STRING text at --grpc-url), same texts
   --engine-dir VERSION_DIR   the engine's own limit: the same texts in batches of
                              min(concurrency, --max-batch-size) through the runtime in-process
   --peers naive,ray,litserve other servers on the same model, started as subprocesses:
@@ -30,6 +32,7 @@ examples:
   bertserve bench --url http://127.0.0.1:8501 --model m --concurrency 1,8,32,64 --duration 10 \\
       --engine-dir models/m/1 --run runs/m --peers naive,ray,litserve --json bench.json
   bertserve bench --url http://127.0.0.1:8501 --model m --concurrency 1,4 --requests 200
+  bertserve bench --url http://127.0.0.1:8501 --model m --protocols rest,grpc --grpc-url 127.0.0.1:8500
 """
 
 
@@ -50,6 +53,17 @@ def _peer_list(text: str) -> tuple[str, ...]:
     unknown = [name for name in names if name not in PEER_NAMES]
     if unknown:
         raise argparse.ArgumentTypeError(f"unknown peer(s) {', '.join(unknown)}; choose from {', '.join(PEER_NAMES)}")
+    return names
+
+
+PROTOCOLS = ("rest", "grpc")
+
+
+def _protocol_list(text: str) -> tuple[str, ...]:
+    names = tuple(part.strip() for part in text.split(",") if part.strip())
+    unknown = [name for name in names if name not in PROTOCOLS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"protocols are {', '.join(PROTOCOLS)} (comma-separated), got {text!r}")
     return names
 
 
@@ -90,6 +104,9 @@ def served_engine(url: str, model: str) -> dict:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--url", required=True, help="server to load, e.g. http://127.0.0.1:8501 (loopback only)")
     parser.add_argument("--model", required=True, help="model name in /v1/models/NAME:predict")
+    parser.add_argument("--protocols", type=_protocol_list, default=("rest",),
+                        help="which APIs of the server to load, comma-separated: rest, grpc (default: rest)")
+    parser.add_argument("--grpc-url", help="gRPC address for --protocols grpc (default: --url's host, port 8500)")
     parser.add_argument("--data", help="TSV with text_a, text file (one per line) or dataset folder (dev.tsv); default: built-in reviews")
     parser.add_argument("--texts", choices=("all", "median"), default="all",
                         help="all: replay every text in order (default); median: only the median-length text")
@@ -162,7 +179,15 @@ def run(args: argparse.Namespace) -> int:
         for concurrency in args.concurrency:
             show(engine_level(model, texts, concurrency, args.max_batch_size, duration, args.requests, args.warmup, args.texts))
         del model
-    load(server, args.server_pid)
+    if "rest" in args.protocols:
+        load(server, args.server_pid)
+    if "grpc" in args.protocols:
+        from bertserve.bench.grpc_load import GrpcTarget, run_grpc_level
+
+        grpc_target = GrpcTarget("bertserve-grpc", args.grpc_url or f"{server.host_port[0]}:8500", args.model)
+        for concurrency in args.concurrency:
+            show(asyncio.run(run_grpc_level(grpc_target, texts, concurrency, duration, args.requests, args.warmup,
+                                            args.texts, args.server_pid)))
     for peer in args.peers:
         print(f"bench: starting peer {peer} ...", flush=True)
         with start_peer(peer, run_dir=Path(args.run) if args.run else None,

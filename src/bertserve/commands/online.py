@@ -36,14 +36,17 @@ examples:
   bertserve serve --model_name chnsenticorp --model_base_path models/chnsenticorp &
   bertserve online --url http://127.0.0.1:8501 --model chnsenticorp
   printf '很好\\n太差了\\n' | bertserve online --model chnsenticorp
-  bertserve online --model chnsenticorp --tokenizer models/chnsenticorp/1569141360"""
+  bertserve online --model chnsenticorp --tokenizer models/chnsenticorp/1569141360
+  bertserve online --protocol grpc --url 127.0.0.1:8500 --model chnsenticorp     # TF Serving's gRPC API"""
 
 PROMPT = "sentence> "
 EXIT_WORDS = frozenset({"exit", "quit"})
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--url", default=DEFAULT_URL, help=f"server address (default: {DEFAULT_URL})")
+    parser.add_argument("--protocol", choices=("rest", "grpc"), default="rest",
+                        help="rest: TF Serving's REST API; grpc: its gRPC API (Predict, GetModelMetadata) (default: rest)")
+    parser.add_argument("--url", help=f"server address (default: {DEFAULT_URL}; with --protocol grpc: 127.0.0.1:8500)")
     parser.add_argument("--model", help="model name (default: the server's only model)")
     parser.add_argument("--timeout", type=float, default=35.0, help="seconds to wait for each answer (default: 35)")
     parser.add_argument("--tokenizer", metavar="FOLDER",
@@ -58,20 +61,21 @@ def format_line(labels: list[str], probabilities: list[float], milliseconds: flo
 
 
 def run(args: argparse.Namespace) -> int:
-    from bertserve.client import BertServeClient, quiet_http_logs
+    from bertserve.client import quiet_http_logs
     from bertserve.errors import ClientError
+    from bertserve.serving.grpc.client import connect
 
     quiet_http_logs()
     encode = _client_tokenizer(args.tokenizer) if args.tokenizer else None
 
-    with BertServeClient(args.url, model=args.model or "", timeout=args.timeout) as client:
+    with connect(args.protocol, args.url, args.model or "", args.timeout) as client:
         if args.model is None:
             client.use_the_only_model()
         # Fetching labels first also proves the server is up and the model exists before we prompt.
         labels = client.labels()
         interactive = sys.stdin.isatty()
         if interactive:
-            print(f"model {client.model} at {args.url}; labels: {', '.join(labels)}. Type `exit` or Ctrl-D to stop.")
+            print(f"model {client.model} at {client.url}; labels: {', '.join(labels)}. Type `exit` or Ctrl-D to stop.")
         try:
             while True:
                 sentence = _read_sentence(sys.stdin, interactive)
