@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from bertserve.errors import ConfigError
 from bertserve.serving.batching import BatchingOptions
+from bertserve.serving.coalesced_writes import coalesced_writes
 from bertserve.serving.manager import ModelConfig, ModelManager, VersionState
 from bertserve.serving.prometheus import ServingMetrics
 from bertserve.serving.timeouts import guarded_protocol
@@ -204,7 +205,8 @@ async def serve(
         timeout_graceful_shutdown=max(0.1, options.drain_seconds),
         lifespan="on",
         # Slow or half-open clients cannot hold connections: see timeouts.py.
-        http=guarded_protocol(options.head_timeout_seconds),
+        # One send per response (head + body together): see coalesced_writes.py.
+        http=coalesced_writes(guarded_protocol(options.head_timeout_seconds)),
         timeout_keep_alive=options.keep_alive_seconds,
     )
     server = DrainingServer(config)
