@@ -28,12 +28,15 @@ demo's ChnSentiCorp labels "0","1" are negative, positive. Default: the label_li
 Tokenization follows run_classifier.py: --max-seq-length 128 and lower-casing (--do-lower-case),
 as the demo trained. --format/--quantize/--version/--force mean what they mean for `bertserve export`
 (default: OpenVINO static int8; --format onnx --quantize none is fp32, TensorFlow's own numbers).
+--dev-data (the demo's dev.tsv) calibrates int8 on real texts and checks its accuracy against fp32.
 
 examples:
   bertserve import-tf --checkpoint demo/output --labels negative,positive --base-path models/chnsenticorp
   bertserve import-tf --checkpoint demo/output --checkpoint-step 3000 --labels negative,positive \\
       --bert-config chinese_L-12_H-768_A-12/bert_config.json --vocab chinese_L-12_H-768_A-12/vocab.txt \\
       --base-path models/chnsenticorp --format onnx --quantize none --version 1
+  bertserve import-tf --checkpoint demo/output/model.ckpt-3000 --labels negative,positive \
+      --dev-data ../shared/data/chnsenticorp/dev.tsv --base-path models/chnsenticorp
   bertserve serve --model_name chnsenticorp --model_base_path models/chnsenticorp
 """
 
@@ -69,7 +72,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--version", type=positive_int, default=None, help="version number (default: current Unix timestamp)")
     parser.add_argument("--format", choices=("onnx", "openvino"), default="openvino", help="as `bertserve export` (default: openvino)")
     parser.add_argument("--quantize", choices=("none", "int8", "bf16"), default="int8", help="as `bertserve export` (default: int8)")
-    parser.add_argument("--calibration-data", default=None, help="static int8 calibration texts, as `bertserve export` (default: built-in texts)")
+    parser.add_argument(
+        "--dev-data", default=None,
+        help="labelled dev data (.tsv/.csv/.jsonl; labels as names or label_list values 0,1,...): int8 calibration "
+        "texts and the int8-vs-fp32 accuracy check of `bertserve export` (default: none, built-in calibration texts)",
+    )
+    parser.add_argument("--calibration-data", default=None, help="static int8 calibration texts, as `bertserve export` (default: --dev-data)")
     parser.add_argument("--calibration-size", type=positive_int, default=300, help="calibration texts to use (default: 300)")
     parser.add_argument("--force", action="store_true", help="replace BASE/<version> if it exists")
 
@@ -110,10 +118,10 @@ def write_run_folder(run_dir: Path, checkpoint, args: argparse.Namespace) -> dic
     """The checkpoint as a run folder that `export_run` reads; returns what config.json records."""
     from bertserve.errors import ConfigError
     from bertserve.files import write_json_atomic, write_text_atomic
-    from bertserve.layout import CONFIG_FILE, MODEL_CARD_FILE
+    from bertserve.layout import CONFIG_FILE, DATA_REPORT_FILE, MODEL_CARD_FILE
     from bertserve.pretrained.tf_classifier import build_classifier, read_bert_config, read_classifier_head
     from bertserve.tokenizer import BertTokenizer
-    from bertserve.training.run_folder import save_model
+    from bertserve.training.run_folder import save_labels, save_model
 
     folder = checkpoint.prefix.parent
     config_path = Path(args.bert_config) if args.bert_config else folder / "bert_config.json"
@@ -144,6 +152,13 @@ def write_run_folder(run_dir: Path, checkpoint, args: argparse.Namespace) -> dic
     model = build_classifier(state, bert_config, labels, checkpoint.prefix)
     del state
     save_model(run_dir, model, tokenizer, labels)
+    # Class ids are positions in run_classifier.py's label_list, whose values are usually "0", "1", ...
+    save_labels(run_dir, labels, values=[str(index) for index in range(len(labels))])
+    if args.dev_data is not None:
+        dev_path = Path(args.dev_data)
+        if not dev_path.is_file():
+            raise ConfigError(f"--dev-data {dev_path}: no such file")
+        write_json_atomic(run_dir / DATA_REPORT_FILE, {"splits": {"dev": {"file": str(dev_path.resolve())}}})
     recorded = {
         "imported_from": "tensorflow checkpoint (google-research/bert run_classifier.py)",
         "checkpoint": str(checkpoint.prefix.resolve()),
@@ -153,6 +168,7 @@ def write_run_folder(run_dir: Path, checkpoint, args: argparse.Namespace) -> dic
         "labels": labels,
         "max_seq_length": args.max_seq_length,
         "do_lower_case": args.do_lower_case,
+        "dev_data": None if args.dev_data is None else str(Path(args.dev_data).resolve()),
     }
     write_json_atomic(run_dir / CONFIG_FILE, recorded)
     write_text_atomic(run_dir / MODEL_CARD_FILE, model_card(checkpoint, bert_config, labels, args))
@@ -160,9 +176,11 @@ def write_run_folder(run_dir: Path, checkpoint, args: argparse.Namespace) -> dic
 
 
 def run(args: argparse.Namespace) -> int:
+    from bertserve.commands.export import quiet_third_party_progress
     from bertserve.export.version import ExportSettings, export_run
     from bertserve.pretrained.tf_classifier import find_fine_tuned_checkpoint
 
+    quiet_third_party_progress()
     checkpoint = find_fine_tuned_checkpoint(Path(args.checkpoint), args.checkpoint_step)
     settings = ExportSettings(
         version=args.version,
