@@ -51,11 +51,13 @@ def seconds(text: str) -> float:
 def test_replicas_sit_behind_the_balancer_with_health_checks(compose):
     server, balancer = compose["services"]["bertserve"], compose["services"]["loadbalancer"]
     assert "ports" not in server  # replicas are reached only through the balancer
-    assert balancer["ports"] == ["${BERTSERVE_PORT:-8501}:8501"]
+    assert balancer["ports"] == ["${BERTSERVE_PORT:-8501}:8501", "${BERTSERVE_GRPC_PORT:-8500}:8500"]
+    assert server["expose"] == ["8501", "8500"]
     assert server["deploy"]["replicas"] == "${BERTSERVE_REPLICAS:-2}"
     assert server["environment"]["MODEL_BASE_PATH"] == "/models"
     assert server["volumes"][0]["target"] == "/models" and server["volumes"][0]["read_only"] is True
     assert "/readyz" in " ".join(server["healthcheck"]["test"])
+    assert "python -m bertserve.serving.grpc.probe 127.0.0.1:8500" in " ".join(server["healthcheck"]["test"])
     assert "/lb-healthz" in " ".join(balancer["healthcheck"]["test"])
     assert (ROOT / compose["configs"]["nginx_conf"]["file"]).is_file()
 
@@ -73,3 +75,11 @@ def test_nginx_retries_draining_replicas_and_re_resolves_them():
     assert "resolver 127.0.0.11" in conf and "proxy_pass $replicas;" in conf
     assert re.search(r"proxy_next_upstream [^;]*http_503[^;]*non_idempotent;", conf)
     assert conf.count("{") == conf.count("}")
+
+
+def test_nginx_balances_grpc_over_http2_and_retries_draining_replicas():
+    conf = (ROOT / "docker" / "nginx.conf").read_text()
+    grpc_server = conf[conf.index("listen 8500;"):]
+    assert "http2 on;" in grpc_server and "grpc_pass $grpc_replicas;" in grpc_server
+    assert "set $grpc_replicas grpc://bertserve:8500;" in grpc_server
+    assert re.search(r"grpc_next_upstream [^;]*unavailable[^;]*non_idempotent;", grpc_server)

@@ -49,7 +49,7 @@ def run_entrypoint_with_fake_server(tmp_path: Path, env: dict[str, str], *args: 
 def test_entrypoint_builds_tf_servings_command_line(tmp_path):
     argv = run_entrypoint_with_fake_server(tmp_path, {"MODEL_NAME": "chnsenticorp", "MODEL_BASE_PATH": "/models"})
     assert argv == [
-        "serve", "--host=0.0.0.0", "--rest_api_port=8501",
+        "serve", "--host=0.0.0.0", "--port=8500", "--rest_api_port=8501",
         "--model_name=chnsenticorp", "--model_base_path=/models/chnsenticorp",
     ]
 
@@ -57,7 +57,8 @@ def test_entrypoint_builds_tf_servings_command_line(tmp_path):
 def test_entrypoint_defaults_and_extra_arguments_come_last(tmp_path):
     argv = run_entrypoint_with_fake_server(tmp_path, {}, "--rest_api_port=9000", "--max_batch_size=8")
     assert argv == [
-        "serve", "--host=0.0.0.0", "--rest_api_port=8501", "--model_name=model", "--model_base_path=/models/model",
+        "serve", "--host=0.0.0.0", "--port=8500", "--rest_api_port=8501", "--model_name=model",
+        "--model_base_path=/models/model",
         "--rest_api_port=9000", "--max_batch_size=8",
     ]
 
@@ -65,17 +66,17 @@ def test_entrypoint_defaults_and_extra_arguments_come_last(tmp_path):
 @pytest.mark.parametrize("flag", [["--model_config_file=/models/models.config"], ["--model_config_file", "/m.config"]])
 def test_entrypoint_with_a_model_config_file_drops_the_name_pair(tmp_path, flag):
     argv = run_entrypoint_with_fake_server(tmp_path, {"MODEL_NAME": "m"}, *flag)
-    assert argv == ["serve", "--host=0.0.0.0", "--rest_api_port=8501", *flag]
+    assert argv == ["serve", "--host=0.0.0.0", "--port=8500", "--rest_api_port=8501", *flag]
 
 
 def test_entrypoint_runs_the_real_server_and_drains_on_sigterm(tiny_export, tmp_path):
     """The demo's layout (BASE=/models, MODEL_NAME picks the folder), bound to 127.0.0.1 here."""
-    port = free_port()
+    port, grpc_port = free_port(), free_port()
     env = {**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
            "MODEL_BASE_PATH": str(tiny_export.parent.parent), "MODEL_NAME": tiny_export.parent.name}
     log = open(tmp_path / "server.log", "w+")
     process = subprocess.Popen(
-        ["sh", str(ENTRYPOINT), "--host=127.0.0.1", f"--rest_api_port={port}", "--drain_seconds=2"],
+        ["sh", str(ENTRYPOINT), "--host=127.0.0.1", f"--rest_api_port={port}", f"--port={grpc_port}", "--drain_seconds=2"],
         env=env, stdout=log, stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
@@ -93,6 +94,10 @@ def test_entrypoint_runs_the_real_server_and_drains_on_sigterm(tiny_export, tmp_
         assert status["model_version_status"][0]["state"] == "AVAILABLE"
         answer = httpx.post(f"{url}/v1/models/{tiny_export.parent.name}:predict", json={"instances": ["很好"]}, timeout=10)
         assert answer.status_code == 200 and len(answer.json()["predictions"][0]) == 2
+        # The image's gRPC health probe (compose's healthcheck runs it) sees the same readiness.
+        probe = subprocess.run([sys.executable, "-m", "bertserve.serving.grpc.probe", f"127.0.0.1:{grpc_port}"],
+                               capture_output=True, text=True, timeout=30)
+        assert (probe.returncode, probe.stdout) == (0, f"127.0.0.1:{grpc_port} (server): SERVING\n")
         # exec: the shell is replaced by the server, so the signal reaches it directly.
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=20) == 0
@@ -190,6 +195,7 @@ from bertserve.serving.batching import BatchingOptions
 from bertserve.serving.model_config import ModelConfig
 from bertserve.serving.server import ServerOptions, build
 import bertserve.commands.serve
+import bertserve.serving.grpc.server, bertserve.serving.grpc.tfserving_service  # gRPC on 8500
 model = ExportedModel.load({str(tiny_export)!r})
 model.predict_texts(["很好"]) if hasattr(model, "predict_texts") else None
 build([ModelConfig("tiny", __import__("pathlib").Path({str(tiny_export.parent)!r}))], ServerOptions(), BatchingOptions())

@@ -14,6 +14,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 K8S = sorted((ROOT / "deploy" / "k8s").glob("*.yaml"))
 KSERVE = ROOT / "deploy" / "kserve" / "inferenceservice.yaml"
+KSERVE_GRPC = ROOT / "deploy" / "kserve" / "inferenceservice-grpc.yaml"
 KUBERNETES_VERSIONS = ["1.29", "1.37"]  # the oldest version still common in managed clusters, and the newest bundled
 
 kubernetes_validate = pytest.importorskip("kubernetes_validate", reason="kubernetes-validate is not installed (test extra)")
@@ -48,9 +49,11 @@ def server_flags(container: dict) -> dict[str, str]:
 def test_probes_and_grace_period_match_the_servers_drain():
     pod = by_kind()["Deployment"]["spec"]["template"]["spec"]
     [container] = pod["containers"]
-    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    # Readiness through grpc.health.v1 (the same condition as /readyz), liveness through /healthz.
+    assert container["readinessProbe"]["grpc"] == {"port": 8500, "service": "tensorflow.serving.PredictionService"}
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
-    assert container["ports"] == [{"name": "http", "containerPort": 8501, "protocol": "TCP"}]
+    assert container["ports"] == [{"name": "http", "containerPort": 8501, "protocol": "TCP"},
+                                  {"name": "grpc", "containerPort": 8500, "protocol": "TCP"}]
     assert {env["name"]: env["value"] for env in container["env"]} == {"MODEL_NAME": "chnsenticorp", "MODEL_BASE_PATH": "/models"}
     command = container["lifecycle"]["preStop"]["exec"]["command"]
     assert command[0] == "sleep"
@@ -66,7 +69,10 @@ def test_service_and_autoscaler_point_at_the_deployment():
     labels = kinds["Deployment"]["spec"]["template"]["metadata"]["labels"]
     service = kinds["Service"]["spec"]
     assert service["selector"].items() <= labels.items()
-    assert service["ports"] == [{"name": "http", "port": 8501, "targetPort": "http", "protocol": "TCP"}]
+    assert service["ports"] == [
+        {"name": "http", "port": 8501, "targetPort": "http", "protocol": "TCP"},
+        {"name": "grpc", "port": 8500, "targetPort": "grpc", "protocol": "TCP", "appProtocol": "kubernetes.io/h2c"},
+    ]
     target = kinds["HorizontalPodAutoscaler"]["spec"]["scaleTargetRef"]
     assert (target["kind"], target["name"]) == ("Deployment", kinds["Deployment"]["metadata"]["name"])
     assert kinds["PodDisruptionBudget"]["spec"]["selector"]["matchLabels"].items() <= labels.items()
@@ -112,3 +118,17 @@ def test_kserve_container_with_a_typo_fails_validation():
     container = dict(service["spec"]["predictor"]["containers"][0], imagePulPolicy="Always")
     with pytest.raises(jsonschema.ValidationError):
         validate_container(container)
+
+
+def test_kserve_grpc_predictor_serves_and_probes_the_grpc_port():
+    [service] = documents(KSERVE_GRPC)
+    assert (service["apiVersion"], service["kind"]) == ("serving.kserve.io/v1beta1", "InferenceService")
+    [container] = service["spec"]["predictor"]["containers"]
+    validate_container(container)
+    flags = server_flags(container)
+    port = int(flags["port"])
+    # KServe routes HTTP/2 (gRPC) to a container port named h2c.
+    assert container["ports"] == [{"name": "h2c", "containerPort": port, "protocol": "TCP"}]
+    assert container["readinessProbe"]["grpc"] == {"port": port, "service": "tensorflow.serving.PredictionService"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": int(flags["rest_api_port"])}
+    assert flags["model_base_path"] == "/mnt/models"

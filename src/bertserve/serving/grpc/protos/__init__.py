@@ -45,11 +45,11 @@ def proto_files(proto_dir: Path = PROTO_DIR) -> list[Path]:
 
 
 def fingerprint(proto_dir: Path = PROTO_DIR) -> str:
-    """A hash of every .proto file's name and bytes, and of the protobuf runtime's version (the
-    generated code checks that version when imported)."""
+    """A hash of every .proto file's name and bytes, and of the protobuf runtime's major version
+    (generated code runs on a runtime of its own major version, not older than the generator's)."""
     from google.protobuf import __version__ as protobuf_version
 
-    digest = hashlib.sha256(protobuf_version.encode())
+    digest = hashlib.sha256(protobuf_version.split(".")[0].encode())
     for path in proto_files(proto_dir):
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
@@ -88,7 +88,15 @@ def _is_current(folder: Path, expected: str) -> bool:
 
 
 def _cache_root(expected: str) -> Path:
+    """A writable folder for the modules: the user's cache, else the temp folder (a container user
+    without a home, on a read-only root file system, still has /tmp)."""
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+        if not os.access(base, os.W_OK):
+            raise OSError
+    except (OSError, RuntimeError):
+        base = Path(tempfile.gettempdir())
     return base / "bertserve" / f"grpc-{expected[:16]}"
 
 
