@@ -37,15 +37,17 @@ examples:
   bertserve online --url http://127.0.0.1:8501 --model chnsenticorp
   printf '很好\\n太差了\\n' | bertserve online --model chnsenticorp
   bertserve online --model chnsenticorp --tokenizer models/chnsenticorp/1569141360
-  bertserve online --protocol grpc --url 127.0.0.1:8500 --model chnsenticorp     # TF Serving's gRPC API"""
+  bertserve online --protocol grpc --url 127.0.0.1:8500 --model chnsenticorp     # TF Serving's gRPC API
+  bertserve online --protocol v2 --model chnsenticorp                           # KServe V2 REST (/v2/...)"""
 
 PROMPT = "sentence> "
 EXIT_WORDS = frozenset({"exit", "quit"})
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--protocol", choices=("rest", "grpc"), default="rest",
-                        help="rest: TF Serving's REST API; grpc: its gRPC API (Predict, GetModelMetadata) (default: rest)")
+    parser.add_argument("--protocol", choices=("rest", "grpc", "v2"), default="rest",
+                        help="rest: TF Serving's REST API; grpc: its gRPC API (Predict, GetModelMetadata); "
+                             "v2: the Open Inference Protocol (KServe V2) over REST (default: rest)")
     parser.add_argument("--url", help=f"server address (default: {DEFAULT_URL}; with --protocol grpc: 127.0.0.1:8500)")
     parser.add_argument("--model", help="model name (default: the server's only model)")
     parser.add_argument("--timeout", type=float, default=35.0, help="seconds to wait for each answer (default: 35)")

@@ -45,8 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", required=True, type=Path, help="where to write the labelled table")
     parser.add_argument("--model-dir", type=Path, help="an export version folder, e.g. models/NAME/1569141360")
     parser.add_argument("--url", help="a running server, e.g. http://127.0.0.1:8501, or 127.0.0.1:8500 with --protocol grpc")
-    parser.add_argument("--protocol", choices=("rest", "grpc"), default="rest",
-                        help="with --url: TF Serving's REST (default) or gRPC API (gRPC needs --model)")
+    parser.add_argument("--protocol", choices=("rest", "grpc", "v2"), default="rest",
+                        help="with --url: TF Serving's REST (default) or gRPC API (gRPC needs --model), "
+                             "or v2: the Open Inference Protocol (KServe V2) over REST")
     parser.add_argument("--model", help="model name on the server (default: the server's only model)")
     parser.add_argument("--text-column", help="column holding the text (default: text, else text_a)")
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help=f"rows per model call (default: {DEFAULT_BATCH_SIZE})")
@@ -110,7 +111,7 @@ def _open_model(args: argparse.Namespace) -> tuple[list[str], Predictor, Callabl
             )
         model = ExportedModel.load(args.model_dir, threads=args.threads)
         return list(model.labels), lambda texts: model.predict_texts(list(texts)).tolist(), lambda: None
-    if args.url is None and args.protocol == "rest":
+    if args.url is None and args.protocol in ("rest", "v2"):
         raise ConfigError("say which model to use: --model-dir VERSION_DIR, or --url URL --model NAME")
     from bertserve.serving.grpc.client import connect
 

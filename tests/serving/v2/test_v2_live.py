@@ -128,3 +128,49 @@ def test_real_clients_get_the_probabilities_of_rest_v1(live, client):
         assert answers["unknown_model"] == "StatusCode.NOT_FOUND"
     if client == "kserve-rest":
         assert (answers["v1_live"], answers["model_name"]) == (True, "tiny")
+
+
+def test_v2_client_matches_rest_v1(live):
+    from bertserve.client import BertServeClient
+    from bertserve.errors import ClientError
+    from bertserve.serving.v2.client import V2Client
+
+    url, _ = live
+    with V2Client(url) as client, BertServeClient(url, model="tiny") as rest:
+        assert client.use_the_only_model() == "tiny"
+        assert client.labels() == ["negative", "positive"]
+        assert client.status() == {"name": "tiny", "ready": True}
+        np.testing.assert_allclose(client.predict_texts(TEXTS), rest.predict_texts(TEXTS), atol=1e-6)
+        np.testing.assert_allclose(client.predict_ids([DEMO_IDS]), rest.predict_ids([DEMO_IDS]), atol=1e-6)
+        assert [label for label, _ in client.classify(["很好"])[0]] == ["negative", "positive"]
+    with V2Client(url, model="nope") as client, pytest.raises(ClientError) as caught:
+        client.predict_texts(["很好"])
+    assert (caught.value.status, str(caught.value)) == (
+        404, f"POST {url}/v2/models/nope/infer -> 404: Servable not found for request: Latest(nope)")
+
+
+def bertserve(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "bertserve", *args], input=stdin, capture_output=True, text=True, timeout=60)
+
+
+def test_online_and_predict_with_protocol_v2(live, tmp_path):
+    from bertserve.client import BertServeClient
+    from bertserve.commands.online import format_line
+
+    url, _ = live
+    with BertServeClient(url, model="tiny") as rest:
+        expected = rest.predict_texts(["很好", "太差了"])
+    result = bertserve("online", "--protocol", "v2", "--url", url, stdin="很好\n太差了\n")
+    assert (result.returncode, result.stderr) == (0, "")
+    lines = [line.rsplit(" time consuming:", 1)[0] for line in result.stdout.splitlines()]
+    assert lines == [format_line(["negative", "positive"], row, 0).rsplit(" time consuming:", 1)[0] for row in expected]
+    source, output = tmp_path / "in.tsv", tmp_path / "out.tsv"
+    source.write_text("label\ttext_a\n1\t很好\n0\t太差了\n", encoding="utf-8")
+    result = bertserve("predict", "--protocol", "v2", "--url", url, "--input", str(source), "--output", str(output))
+    assert result.returncode == 0, result.stderr
+    rows = [line.split("\t") for line in output.read_text(encoding="utf-8").splitlines()]
+    assert rows[0] == ["label", "text_a", "p_negative", "p_positive", "predicted_label"]
+    np.testing.assert_allclose([[float(p) for p in row[2:4]] for row in rows[1:]], expected, atol=2e-6)
+    result = bertserve("online", "--protocol", "v2", "--url", url, "--model", "nope", stdin="很好\n")
+    assert result.returncode == 2
+    assert result.stderr == f"bertserve: error: GET {url}/v2/models/nope -> 404: Servable not found for request: Latest(nope)\n"

@@ -34,14 +34,20 @@ DEFAULT_TARGET = "127.0.0.1:8500"
 DEFAULT_TIMEOUT_SECONDS = 35.0
 # The HTTP status a REST answer carries for each gRPC code (errors.py's table; 504 over 408).
 _STATUS_OF_CODE = {code: status for status, code in sorted(CODE_OF_STATUS.items())}
-PROTOCOLS = ("rest", "grpc")
+PROTOCOLS = ("rest", "grpc", "v2")
 
 
 def connect(protocol: str, url: str | None, model: str, timeout: float) -> Any:
-    """The client for `protocol` ("rest": BertServeClient, "grpc": GrpcClient); `url` None: its default."""
+    """The client for `protocol` ("rest": BertServeClient, "grpc": GrpcClient, "v2": the Open
+    Inference Protocol's REST V2Client); `url` None: its default."""
     if protocol == "grpc":
         return GrpcClient(url or DEFAULT_TARGET, model=model, timeout=timeout)
     from bertserve.client import DEFAULT_URL, BertServeClient
+
+    if protocol == "v2":
+        from bertserve.serving.v2.client import V2Client
+
+        return V2Client(url or DEFAULT_URL, model=model, timeout=timeout)
 
     return BertServeClient(url or DEFAULT_URL, model=model, timeout=timeout)
 
