@@ -190,3 +190,26 @@ def test_when_no_candidate_loads_the_error_says_why():
     with pytest.raises(ExportError, match="no engine configuration could be loaded: failed to load: fp32 refused; "
                                           "failed to load: bf16 refused"):
         measure(build, [Candidate("fp32"), Candidate("bf16")], [{"input_ids": np.array([[101, 102]])}], 0.05, 10.0)
+
+
+def test_serve_flags_become_tuning_and_batching_options(tmp_path):
+    import argparse
+
+    from bertserve.commands import serve
+
+    parser = argparse.ArgumentParser()
+    serve.add_arguments(parser)
+    defaults = parser.parse_args(["--model_name", "m", "--model_base_path", str(tmp_path)])
+    assert serve.tuning_options(defaults) == TuningOptions()
+    batching = serve.batching_options(defaults)
+    assert (batching.max_batch_tokens, batching.inline_when_idle) == (0, True)
+    pinned = parser.parse_args(["--engine_tuning", "off", "--inference_precision", "bf16", "--performance_hint", "THROUGHPUT",
+                                "--intra_op_threads", "3", "--num_batch_threads", "2", "--engine_tuning_cache", str(tmp_path),
+                                "--engine_tuning_seconds", "0.5", "--max_batch_tokens", "2048", "--inline_engine_calls", "never"])
+    assert serve.tuning_options(pinned) == TuningOptions(
+        enabled=False, budget_seconds=0.5, cache_dir=tmp_path, precision="bf16", performance_hint="THROUGHPUT", threads=3,
+        batch_threads=2)
+    batching = serve.batching_options(pinned)
+    assert (batching.max_batch_tokens, batching.inline_when_idle) == (2048, False)
+    with pytest.raises(ConfigError, match="--engine_tuning_seconds must be >= 0"):
+        serve.tuning_options(parser.parse_args(["--engine_tuning_seconds", "-1"]))
