@@ -30,7 +30,8 @@ from bertserve.errors import ConfigError
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 REQUEST_TIMEOUT_SECONDS = 60.0  # one answer slower than this counts as an error, not a hang
-EXPECTED_KEY = b'"predictions"'  # every target answers TF Serving's row format
+EXPECTED_KEY = b'"predictions"'  # every REST target answers TF Serving's row format
+V2_EXPECTED_KEY = b'"outputs"'  # a V2 infer answer (serving/v2/rest.py)
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class Target:
     name: str
     url: str
     path: str
+    protocol: str = "rest"  # "rest": TF Serving's {"instances": [text]}; "v2": a V2 infer request, BYTES "text"
 
     @property
     def host_port(self) -> tuple[str, int]:
@@ -102,7 +104,12 @@ def process_cpu_seconds(pid: int | None) -> float | None:
 
 def request_bytes(target: Target, text: str) -> bytes:
     host, port = target.host_port
-    body = json.dumps({"instances": [text]}, ensure_ascii=False).encode("utf-8")
+    if target.protocol == "v2":
+        document = {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": [text]}],
+                    "outputs": [{"name": "probabilities"}]}
+    else:
+        document = {"instances": [text]}
+    body = json.dumps(document, ensure_ascii=False).encode("utf-8")
     head = (
         f"POST {target.path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\n\r\n"
@@ -179,7 +186,7 @@ async def _client(target: Target, budget: _Budget, result: LevelResult, record: 
             elapsed_ms = (time.perf_counter() - started) * 1000
             if not record:
                 pass
-            elif status == 200 and EXPECTED_KEY in body:
+            elif status == 200 and (V2_EXPECTED_KEY if target.protocol == "v2" else EXPECTED_KEY) in body:
                 result.requests += 1
                 result.latencies_ms.append(elapsed_ms)
             else:

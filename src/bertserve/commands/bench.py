@@ -10,8 +10,9 @@ DESCRIPTION = """Replay real texts (ChnSentiCorp dev, or any file) against a run
 clients at each --concurrency (raw HTTP/1.1 keep-alive connections, loopback only), and print
 p50/p90/p99 latency and throughput. In the same run, optionally:
 
-  --protocols rest,grpc      the server over TF Serving's REST API (rest, the default) and/or its
-                             gRPC API (grpc: Predict with a DT_STRING text at --grpc-url), same texts
+  --protocols rest,grpc,v2   the server over TF Serving's REST API (rest, the default) and/or its
+                             gRPC API (grpc: Predict with a DT_STRING text at --grpc-url) and/or the
+                             Open Inference Protocol over REST (v2: /v2/models/M/infer), same texts
   --engine-dir VERSION_DIR   the engine's own limit: the same texts in batches of
                              min(concurrency, --max-batch-size) through the runtime in-process
   --peers naive,ray,litserve other servers on the same model, started as subprocesses:
@@ -33,6 +34,7 @@ examples:
       --engine-dir models/m/1 --run runs/m --peers naive,ray,litserve --json bench.json
   bertserve bench --url http://127.0.0.1:8501 --model m --concurrency 1,4 --requests 200
   bertserve bench --url http://127.0.0.1:8501 --model m --protocols rest,grpc --grpc-url 127.0.0.1:8500
+  bertserve bench --url http://127.0.0.1:8501 --model m --protocols rest,v2 --concurrency 1,8
 """
 
 
@@ -56,7 +58,7 @@ def _peer_list(text: str) -> tuple[str, ...]:
     return names
 
 
-PROTOCOLS = ("rest", "grpc")
+PROTOCOLS = ("rest", "grpc", "v2")
 
 
 def _protocol_list(text: str) -> tuple[str, ...]:
@@ -181,6 +183,8 @@ def run(args: argparse.Namespace) -> int:
         del model
     if "rest" in args.protocols:
         load(server, args.server_pid)
+    if "v2" in args.protocols:  # the Open Inference Protocol over REST, same port, same texts
+        load(Target("bertserve-v2", server.url, f"/v2/models/{args.model}/infer", protocol="v2"), args.server_pid)
     if "grpc" in args.protocols:
         from bertserve.bench.grpc_load import GrpcTarget, run_grpc_level
 

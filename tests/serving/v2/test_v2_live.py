@@ -174,3 +174,17 @@ def test_online_and_predict_with_protocol_v2(live, tmp_path):
     result = bertserve("online", "--protocol", "v2", "--url", url, "--model", "nope", stdin="很好\n")
     assert result.returncode == 2
     assert result.stderr == f"bertserve: error: GET {url}/v2/models/nope -> 404: Servable not found for request: Latest(nope)\n"
+
+
+def test_bench_measures_v2_beside_rest(live, tmp_path, capsys):
+    from bertserve.cli import main
+
+    url, _ = live
+    data = tmp_path / "texts.txt"
+    data.write_text("这家酒店很好\n房间太小了,隔音很差\n", encoding="utf-8")
+    out = tmp_path / "bench.json"
+    code = main(["bench", "--url", url, "--model", "tiny", "--data", str(data), "--protocols", "rest,v2",
+                 "--concurrency", "2", "--requests", "12", "--duration", "60", "--warmup", "0", "--json", str(out)])
+    assert code == 0, capsys.readouterr().out
+    document = json.loads(out.read_text(encoding="utf-8"))
+    assert [(r["target"], r["requests"], r["errors"]) for r in document["results"]] == [("bertserve", 12, 0), ("bertserve-v2", 12, 0)]
