@@ -25,7 +25,12 @@ fi
 DEMO_SENTENCE="这个宾馆比较陈旧了，特价的房间也很一般。总体来说一般"
 TEXT_SENTENCE="这家酒店很干净，服务也很好，下次还来。"
 
-PORT=$("$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+# Two free loopback ports, REST and gRPC (bound at the same time, so they differ).
+read -r PORT GRPC_PORT < <("$PYTHON" -c '
+import socket
+sockets = [socket.socket() for _ in range(2)]
+for s in sockets: s.bind(("127.0.0.1", 0))
+print(*(s.getsockname()[1] for s in sockets))')
 URL="http://127.0.0.1:$PORT"
 LOG=$(mktemp -d)/serve.log
 SERVER_PID=
@@ -41,8 +46,9 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-echo "== serve $BASE (version $VERSION) as model \"$MODEL\" on $URL (server log: $LOG)"
-"$PYTHON" -m bertserve serve --model_name "$MODEL" --model_base_path "$BASE" --rest_api_port "$PORT" >"$LOG" 2>&1 &
+echo "== serve $BASE (version $VERSION) as model \"$MODEL\" on $URL, gRPC on 127.0.0.1:$GRPC_PORT (server log: $LOG)"
+"$PYTHON" -m bertserve serve --model_name "$MODEL" --model_base_path "$BASE" --rest_api_port "$PORT" --port "$GRPC_PORT" \
+  >"$LOG" 2>&1 &
 SERVER_PID=$!
 # Wait for GET /readyz to answer 200 (every model AVAILABLE), at most READY_SECONDS; give up at once
 # when the server exits or the version failed to load (state END in GET /v1/models/MODEL).

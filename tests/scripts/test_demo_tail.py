@@ -20,7 +20,7 @@ SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "demo_serve.sh"
 DEMO_SENTENCE = "这个宾馆比较陈旧了，特价的房间也很一般。总体来说一般"  # the 2019 demo's, sent as ids
 TEXT_SENTENCE = "这家酒店很干净，服务也很好，下次还来。"  # sent as text
 LINE = re.compile(r"^negative pro:(\d\.\d{4}) positive pro:(\d\.\d{4}) time consuming:(\d+)ms$")
-URL = re.compile(r" on (http://127\.0\.0\.1:\d+) \(server log: ")
+URL = re.compile(r" on (http://127\.0\.0\.1:\d+), gRPC on 127\.0\.0\.1:\d+ \(server log: ")
 
 pytestmark = pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
 
