@@ -188,3 +188,14 @@ def test_bench_measures_v2_beside_rest(live, tmp_path, capsys):
     assert code == 0, capsys.readouterr().out
     document = json.loads(out.read_text(encoding="utf-8"))
     assert [(r["target"], r["requests"], r["errors"]) for r in document["results"]] == [("bertserve", 12, 0), ("bertserve-v2", 12, 0)]
+
+
+def test_tfserving_grpc_agrees_on_texts_and_the_demo_ids(live):
+    """The fourth protocol: TF Serving's gRPC API (serving/grpc/client.py) on the same server."""
+    from bertserve.client import BertServeClient
+    from bertserve.serving.grpc.client import GrpcClient
+
+    url, target = live
+    with GrpcClient(target, model="tiny") as grpc_client, BertServeClient(url, model="tiny") as rest:
+        np.testing.assert_allclose(grpc_client.predict_texts(TEXTS), rest.predict_texts(TEXTS), atol=1e-5)
+        np.testing.assert_allclose(grpc_client.predict_ids([DEMO_IDS]), rest.predict_ids([DEMO_IDS]), atol=1e-5)
