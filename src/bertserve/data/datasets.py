@@ -20,6 +20,7 @@ import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterable
 
 from bertserve.errors import DataError
 from bertserve.data.table_io import detect_format, read_table
@@ -144,6 +145,16 @@ def read_file(
         examples.append(Example(text, label))
     report.kept = len(examples)
     return examples, report, columns
+
+
+def read_texts(path: Path, *, text_column: str | None = None, format: str | None = None) -> list[str]:
+    """The texts of a TSV/CSV/JSONL file (labels not needed), e.g. for `evaluate --exclude-texts-of`."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"data file {path} does not exist")
+    table = read_table(path, detect_format(path, format))
+    column = _pick_column(path, table.columns, text_column, TEXT_COLUMNS, "text")
+    return [row[column] for row in table.rows if isinstance(row.get(column), str)]
 
 
 def _sorted_labels(labels) -> list[str]:
@@ -292,6 +303,30 @@ def load_dataset(
 
 def label_counts(split: Split) -> dict[str, int]:
     return dict(Counter(example.label for example in split.examples))
+
+
+def describe_split(split: Split, label_names: dict[str, str]) -> str:
+    """One human line per split for the training log (the full report goes into data.json), e.g.
+    `train: 9,600 rows, 9,600 kept, 1,351 duplicate texts (kept); negative 4,801, positive 4,799`."""
+    report = split.report
+    parts = [f"{split.name}: {report.rows_read:,} rows", f"{len(split.examples):,} kept"]
+    if report.skipped_empty_text:
+        parts.append(f"{report.skipped_empty_text:,} empty skipped")
+    if report.duplicate_texts:
+        parts.append(f"{report.duplicate_texts:,} duplicate texts (kept)")
+    if report.duplicates_removed:
+        parts.append(f"{report.duplicates_removed:,} duplicates removed")
+    counts = label_counts(split)
+    labels = ", ".join(f"{label_names.get(label, label)} {counts[label]:,}" for label in _sorted_labels(counts))
+    return ", ".join(parts) + "; " + labels
+
+
+def unseen_positions(examples: list[Example], seen_texts: Iterable[str]) -> list[int]:
+    """Positions of the examples whose text (stripped) is not among `seen_texts` (stripped): the
+    leakage-free part of a test split when `seen_texts` are the training texts. ChnSentiCorp:
+    331 of the 1,200 test texts also occur in train."""
+    seen = {text.strip() for text in seen_texts}
+    return [position for position, example in enumerate(examples) if example.text.strip() not in seen]
 
 
 def fingerprint(split: Split) -> str:

@@ -17,11 +17,13 @@ Nothing is ever downloaded: a name that is none of the above is an error.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 from bertserve.errors import PretrainedError
 from bertserve.tokenizer import BertTokenizer, read_vocab
@@ -87,9 +89,10 @@ def _lowercase_setting(folder: Path) -> bool | None:
     return None
 
 
-def load_tokenizer(source: PretrainedSource, max_seq_length: int, lowercase: bool | None = None) -> BertTokenizer:
+def load_tokenizer(source: PretrainedSource, max_seq_length: int, lowercase: bool | None = None,
+                   truncation: str = "head") -> BertTokenizer:
     """The WordPiece tokenizer of a pretrained source. `lowercase=None` follows the folder's own
-    `do_lower_case` (Google's Chinese BERT: true)."""
+    `do_lower_case` (Google's Chinese BERT: true); `truncation`: head | head+tail (tokenizer.py)."""
     if lowercase is None:
         declared = _lowercase_setting(source.folder)
         lowercase = True if declared is None else declared
@@ -103,7 +106,25 @@ def load_tokenizer(source: PretrainedSource, max_seq_length: int, lowercase: boo
         vocab = dict(model["vocab"])
     else:
         raise PretrainedError(f"{source.folder}: no vocab.txt or tokenizer.json")
-    return BertTokenizer(vocab, lowercase=lowercase, max_seq_length=max_seq_length)
+    return BertTokenizer(vocab, lowercase=lowercase, max_seq_length=max_seq_length, truncation=truncation)
+
+
+@contextlib.contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """Silence Hugging Face's own output while loading and saving: its "LOAD REPORT" table (which
+    calls the new classifier head MISSING), and its "Loading weights" / "Writing model shards" bars.
+    What matters to our users is said in one line of ours instead (`load_classifier`)."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 def load_classifier(source: PretrainedSource, labels: list[str]):
@@ -127,29 +148,35 @@ def load_classifier(source: PretrainedSource, labels: list[str]):
             state.pop("classifier.weight")
             state.pop("classifier.bias", None)
         result = model.load_state_dict(state, strict=False)
-        _report_keys(source, result.missing_keys, result.unexpected_keys)
+        _report_keys(source, result.missing_keys, result.unexpected_keys, len(labels))
         return model
 
     has_weights = any((source.folder / name).is_file() for name in ("model.safetensors", "pytorch_model.bin"))
     if not has_weights:
         raise PretrainedError(f"{source.folder}: no model.safetensors or pytorch_model.bin")
     try:
-        model, info = AutoModelForSequenceClassification.from_pretrained(
-            str(source.folder),
-            num_labels=len(labels),
-            id2label=id2label,
-            label2id=label2id,
-            local_files_only=True,
-            ignore_mismatched_sizes=True,
-            output_loading_info=True,
-        )
+        with quiet_transformers():
+            model, info = AutoModelForSequenceClassification.from_pretrained(
+                str(source.folder),
+                num_labels=len(labels),
+                id2label=id2label,
+                label2id=label2id,
+                local_files_only=True,
+                ignore_mismatched_sizes=True,
+                output_loading_info=True,
+            )
     except (OSError, ValueError) as error:
         raise PretrainedError(f"{source.folder}: cannot load model: {error}") from error
-    _report_keys(source, info.get("missing_keys", []), info.get("unexpected_keys", []))
+    mismatched = [entry[0] if isinstance(entry, (tuple, list)) else entry for entry in info.get("mismatched_keys", [])]
+    _report_keys(source, [*info.get("missing_keys", []), *mismatched], info.get("unexpected_keys", []), len(labels))
     return model
 
 
-def _report_keys(source: PretrainedSource, missing, unexpected) -> None:
+def _report_keys(source: PretrainedSource, missing, unexpected, labels: int) -> None:
+    if any(key.startswith("classifier.") for key in missing):
+        log.info("new classification head for %d labels (the pretrained weights have none for this task)", labels)
+    else:
+        log.info("classification head for %d labels taken from the pretrained weights", labels)
     missing = [key for key in missing if not key.startswith("classifier.")]
     if missing:
         raise PretrainedError(

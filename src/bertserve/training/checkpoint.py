@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from bertserve.errors import RunFolderError
-from bertserve.files import recover_interrupted_swap as recover_folder, swap_into_place, write_folder_atomically
+from bertserve.files import recover_interrupted_swap as recover_folder, write_folder_atomically
 from bertserve.layout import CHECKPOINT_DIR, PROGRESS_FILE
 
 
@@ -51,10 +51,6 @@ def save_checkpoint(run_dir: Path, model, optimizer, scheduler, progress: Progre
 def recover_interrupted_swap(run_dir: Path, name: str) -> None:
     """Undo a crash in the middle of replacing `run_dir/name` (see `bertserve.files.recover_interrupted_swap`)."""
     recover_folder(Path(run_dir) / name)
-
-
-def swap_folder_in(temporary: Path, final: Path) -> None:  # TEMPORARY: until loop.py uses write_folder_atomically
-    swap_into_place(temporary, final, replace=True)
 
 
 def load_checkpoint(run_dir: Path) -> tuple[Path, dict, Progress]:

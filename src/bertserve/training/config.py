@@ -45,6 +45,11 @@ class TrainConfig:
     threads: int | None = None  # torch intra-op threads; default: all cores
     eval_batch_size: int = 64
     checkpoint_every_steps: int = 100  # save a resumable checkpoint this often (and after each epoch); 0: never
+    # Fine-tuning options (issue 12), all off by default until a measurement over seeds on dev says otherwise.
+    truncation: str = "head"  # head | head+tail: which tokens of an over-long text are kept (a tokenizer setting)
+    layer_lr_decay: float = 1.0  # layer-wise LR decay: layer k of L gets lr * decay**(L - k); 1.0: off
+    rdrop_alpha: float = 0.0  # R-Drop: weight of the symmetric KL between two dropout passes; 0: off
+    fgm_epsilon: float = 0.0  # FGM: norm of the adversarial step on the word embeddings; 0: off
 
     def __post_init__(self) -> None:
         checks = [
@@ -57,6 +62,10 @@ class TrainConfig:
             (self.precision in ("auto", "bf16", "fp32"), "precision must be auto, bf16 or fp32"),
             (self.max_train_examples is None or self.max_train_examples >= 2, "max_train_examples must be >= 2"),
             (self.data_format in (None, "tsv", "csv", "jsonl"), "data_format must be tsv, csv or jsonl"),
+            (self.truncation in ("head", "head+tail"), "truncation must be head or head+tail"),
+            (0 < self.layer_lr_decay <= 1, "layer_lr_decay must be in (0, 1]"),
+            (self.rdrop_alpha >= 0, "rdrop_alpha must be >= 0"),
+            (self.fgm_epsilon >= 0, "fgm_epsilon must be >= 0"),
         ]
         for ok, message in checks:
             if not ok:

@@ -58,3 +58,11 @@ def format_report(report: dict) -> str:
     for label, row in zip(labels, report["confusion_matrix"]):
         lines.append(f"{label:<16}" + "".join(f"{count:>{width}}" for count in row))
     return "\n".join(lines)
+
+
+def subset_report(gold: Sequence[int], predicted: Sequence[int], positions: Sequence[int], label_names: Sequence[str]) -> dict:
+    """`classification_report` of the examples at `positions` (e.g. the leakage-free test texts);
+    with no examples there, accuracy and macro-F1 are None rather than a misleading 0."""
+    if not positions:
+        return {"examples": 0, "accuracy": None, "macro_f1": None}
+    return classification_report([gold[i] for i in positions], [predicted[i] for i in positions], label_names)
