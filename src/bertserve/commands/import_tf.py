@@ -123,6 +123,7 @@ def write_run_folder(run_dir: Path, checkpoint, args: argparse.Namespace) -> dic
     from bertserve.tokenizer import BertTokenizer
     from bertserve.training.run_folder import save_labels, save_model
 
+    state = read_classifier_head(checkpoint.prefix)  # first: a pre-trained checkpoint is the likeliest mistake
     folder = checkpoint.prefix.parent
     config_path = Path(args.bert_config) if args.bert_config else folder / "bert_config.json"
     vocab_path = Path(args.vocab) if args.vocab else folder / "vocab.txt"
@@ -147,7 +148,6 @@ def write_run_folder(run_dir: Path, checkpoint, args: argparse.Namespace) -> dic
             f"{vocab_path} has ids up to {largest_id}, but {config_path} says vocab_size {bert_config['vocab_size']}; "
             "use the vocab.txt the model was trained with"
         )
-    state = read_classifier_head(checkpoint.prefix)
     labels = parse_labels(args.labels, state["classifier.weight"].shape[0])
     model = build_classifier(state, bert_config, labels, checkpoint.prefix)
     del state
