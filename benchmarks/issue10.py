@@ -62,6 +62,9 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--max-batch-tokens", type=int, default=1024, help="the token-budget server's budget")
     parser.add_argument("--peers", default="naive,ray,litserve", help="peers to try (skipped when not available)")
     parser.add_argument("--clients", default="1,32", help="client counts (default: 1,32)")
+    parser.add_argument("--ablations", action="store_true",
+                        help="also serve with each change of issue 10 turned off, in the same rounds: "
+                             "--inline_engine_calls never, and --engine_tuning off --inference_precision fp32")
     return parser.parse_args()
 
 
@@ -167,6 +170,11 @@ def main() -> int:
     budget = Server(f"bertserve tokens {args.max_batch_tokens}", version_dir.parent, work,
                     ["--max_batch_size", "32", "--max_batch_tokens", str(args.max_batch_tokens)], cache)
     print(f"issue10: cold start {cold}; chosen engine {json.dumps(defaults.engine)}", flush=True)
+    ablations = [
+        Server("bertserve inline never", version_dir.parent, work, ["--inline_engine_calls", "never"], cache),
+        Server("bertserve fp32 pinned", version_dir.parent, work, ["--engine_tuning", "off", "--inference_precision", "fp32"],
+               cache),
+    ] if args.ablations else []
 
     results: list[LevelResult] = []
 
@@ -183,10 +191,11 @@ def main() -> int:
                 result = engine_level(model, texts, count, 32, args.duration, None, args.warmup)
                 result.target = f"raw {'openvino' if is_openvino else 'engine'} {precision}"
                 keep(result)
-            for server in (defaults, budget):
+            for server in (defaults, budget, *ablations):
                 keep(level(server.target, texts, count, args, server.process.pid))
     del raw
-    budget.stop()
+    for server in (budget, *ablations):
+        server.stop()
 
     for name in [part for part in args.peers.split(",") if part]:
         if name == "naive" and run_dir is None:
