@@ -156,3 +156,15 @@ def test_requests_are_counted_under_protocol_v2(v2):
     text = v2.metrics.render()[0].decode()
     assert 'bertserve_requests_total{code="200",model="tiny",protocol="v2",route="infer"}' in text
     assert 'protocol="rest",route="infer"' not in text
+
+
+def test_ready_is_503_while_the_server_is_not_ready(v2):
+    """server.py hands the app its readiness check (which knows about draining)."""
+    v2.app.state.ready_problem = lambda: "Server is shutting down; send requests to another replica"
+    try:
+        check(v2.request("GET", "/v2/health/ready"), 503,
+              {"ready": False, "error": "Server is shutting down; send requests to another replica"})
+        check(v2.request("GET", "/v2/health/live"), 200, {"live": True})
+    finally:
+        del v2.app.state.ready_problem
+    check(v2.request("GET", "/v2/health/ready"), 200, {"ready": True})
