@@ -213,3 +213,12 @@ def test_serve_flags_become_tuning_and_batching_options(tmp_path):
     assert (batching.max_batch_tokens, batching.inline_when_idle) == (2048, False)
     with pytest.raises(ConfigError, match="--engine_tuning_seconds must be >= 0"):
         serve.tuning_options(parser.parse_args(["--engine_tuning_seconds", "-1"]))
+
+
+def test_a_choice_cut_short_by_the_budget_is_not_cached(tiny_export, chinese_tokenizer, tmp_path, two_candidates, caplog):
+    options = TuningOptions(cache_dir=tmp_path, budget_seconds=0.0, threads=1)
+    engine = load_tuned_engine(tiny_export, "openvino", tokenizer=chinese_tokenizer, export_config={}, options=options)
+    assert engine.tuning["source"] == "tuned" and engine.settings["precision"] == "fp32"
+    assert [trial.get("note", "") for trial in engine.tuning["trials"]] == ["", "skipped: tuning budget spent"]
+    assert not any(tmp_path.iterdir())
+    assert "raise --engine_tuning_seconds to try them all" in caplog.text

@@ -62,6 +62,7 @@ RELEVANT_CPU_FLAGS = (
 )
 # When the export records no parity bound: the bound int8 exports are held to (export.version).
 DEFAULT_PARITY_BOUND = 0.05
+BUDGET_SPENT = "skipped: tuning budget spent"
 # Real-looking warm-up texts of the lengths a review classifier sees (short, median, long): each
 # runs alone (batch 1, the 1-client case), then all together (a batch, the loaded case).
 WARMUP_TEXTS = (
@@ -265,7 +266,12 @@ def load_tuned_engine(
         return _describe(build(candidate), "cached", started, key=key, trials=trials)
     chosen_engine, chosen, trials = measure(build, found, warmup_inputs(tokenizer), parity_bound(export_config),
                                             options.budget_seconds)
-    write_cached_choice(cache_dir, key, cpu, chosen, trials, chosen_engine.settings, version_dir)
+    if any(trial.note == BUDGET_SPENT for trial in trials):
+        # Not a choice among all candidates: do not keep it; the next start tries again.
+        logger.warning("%s: engine tuning ran out of its %.1f s budget before trying every configuration; "
+                       "raise --engine_tuning_seconds to try them all", version_dir, options.budget_seconds)
+    else:
+        write_cached_choice(cache_dir, key, cpu, chosen, trials, chosen_engine.settings, version_dir)
     engine_object = _describe(chosen_engine, "tuned", started, key=key, trials=trials)
     logger.info("%s: engine settings %s chosen in %.2f s from %s", version_dir, engine_object.settings,
                 engine_object.tuning["seconds"], [trial.as_json() for trial in trials])
@@ -301,23 +307,27 @@ def measure(
     budget_seconds: float,
 ) -> tuple[Engine, Candidate, list[Trial]]:
     """Build the candidates (as many as the budget allows; the first always), run the warm-up
-    rounds interleaved, keep the fastest whose outputs agree with the first (most precise) one."""
-    started = time.perf_counter()
+    rounds interleaved, keep the fastest whose outputs agree with the first (most precise) one.
+    The budget counts from the first loaded engine: loading one is the cost of serving at all."""
+    started: float | None = None
     built: list[tuple[Trial, Engine]] = []
     skipped: list[Trial] = []
     for candidate in found:
         # Leave time to measure: stop compiling more once 60 % of the budget is gone.
-        if built and time.perf_counter() - started > 0.6 * budget_seconds:
-            skipped.append(Trial(candidate, note="skipped: tuning budget spent"))
+        if started is not None and time.perf_counter() - started > 0.6 * budget_seconds:
+            skipped.append(Trial(candidate, note=BUDGET_SPENT))
             continue
         try:
             built.append((Trial(candidate), build(candidate)))
         except Exception as error:  # e.g. a precision this CPU refuses: not a candidate then
             skipped.append(Trial(candidate, note=f"failed to load: {str(error).splitlines()[0][:200]}"))
+        if built and started is None:
+            started = time.perf_counter()
     if not built:
         raise ExportError(f"no engine configuration could be loaded: {'; '.join(trial.note for trial in skipped)}")
     outputs = [[_probabilities(engine, batch) for batch in inputs] for _, engine in built]  # also the first, slow call
     rounds: list[list[float]] = [[] for _ in built]
+    started = started if started is not None else time.perf_counter()
     while min(len(times) for times in rounds) < 2 or (time.perf_counter() - started < budget_seconds and len(rounds[0]) < 50):
         for times, (_, engine) in zip(rounds, built):
             round_started = time.perf_counter()
