@@ -156,13 +156,13 @@ class TFServingService:
         self._servable(request.model_spec)
         raise tfserving.regress_error()
 
-    def _example_texts(self, input: Any) -> list[str]:
+    def _example_texts(self, request_input: Any) -> list[str]:
         """One text per tf.Example: its bytes feature "text" (or the context's), one value."""
-        kind = input.WhichOneof("kind")
+        kind = request_input.WhichOneof("kind")
         if kind is None:
             raise RequestError("Input is empty: send tf.Examples in input.example_list", 400)
-        examples = getattr(input, kind).examples
-        context = input.example_list_with_context.context if kind == "example_list_with_context" else None
+        examples = getattr(request_input, kind).examples
+        context = request_input.example_list_with_context.context if kind == "example_list_with_context" else None
         if not examples:
             raise RequestError("Input is empty: input.example_list has no examples", 400)
         if len(examples) > self.limits.max_instances:
