@@ -7,8 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
-LOCK="${TMPDIR:-/tmp}/bertserve-venv-tf.lock"
-exec 9>"$LOCK"
+# One install at a time (tests or CI runs started together): lock this script file itself.
+exec 9<"scripts/setup_tf_client.sh"
 flock 9
 if [ -f .venv-tf/.installed ]; then
   exit 0
