@@ -265,3 +265,18 @@ def test_an_inline_engine_failure_is_an_engine_error_for_that_request_only():
     failure, late = run(scenario())
     assert failure.status == 500 and "openvino exploded" in str(failure)
     assert late.status == 504
+
+
+def test_a_bucket_that_fills_the_token_budget_goes_without_waiting_for_the_timeout():
+    engine = FakeEngine()
+
+    async def scenario():
+        # A 10 s batch timeout: only a full token budget can send these rows before the test's 10 s limit.
+        batcher = await started(engine, max_batch_size=8, max_batch_tokens=20, batch_timeout_micros=10_000_000)
+        results = await asyncio.gather(*(batcher.submit([row(30 + i, 10)]) for i in range(2)))
+        await batcher.close()
+        return results
+
+    results = run(scenario())
+    assert [result.tolist() for result in results] == [[[30, 10]], [[31, 10]]]
+    assert [batch.shape for batch in engine.batches] == [(2, 10)]

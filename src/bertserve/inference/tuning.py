@@ -272,10 +272,7 @@ def load_tuned_engine(
                        "raise --engine_tuning_seconds to try them all", version_dir, options.budget_seconds)
     else:
         write_cached_choice(cache_dir, key, cpu, chosen, trials, chosen_engine.settings, version_dir)
-    engine_object = _describe(chosen_engine, "tuned", started, key=key, trials=trials)
-    logger.info("%s: engine settings %s chosen in %.2f s from %s", version_dir, engine_object.settings,
-                engine_object.tuning["seconds"], [trial.as_json() for trial in trials])
-    return engine_object
+    return _describe(chosen_engine, "tuned", started, key=key, trials=trials)
 
 
 def _pinned(version_dir: Path, kind: str, options: TuningOptions, device: str, started: float,
@@ -296,6 +293,9 @@ def _describe(engine: Engine, source: str, started: float, key: str | None = Non
         **({"cache_key": key} if key else {}),
         "trials": [trial.as_json() if isinstance(trial, Trial) else trial for trial in trials],
     }
+    measured = [trial for trial in engine.tuning["trials"] if trial.get("ms") is not None]  # type: ignore[attr-defined]
+    logger.info("engine settings %s (%s, %.2f s)%s", getattr(engine, "settings", {}), source, engine.tuning["seconds"],  # type: ignore[attr-defined]
+                f"; trials: {measured}" if measured else "")
     return engine
 
 

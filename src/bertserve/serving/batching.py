@@ -279,7 +279,7 @@ class Batcher:
                 key, oldest = self._oldest_bucket()
                 bucket = self._buckets[key]
                 waited = time.monotonic() - oldest.enqueued_at
-                if len(bucket) < self.options.max_batch_size and waited < timeout and not self._closed:
+                if not self._bucket_full(bucket) and waited < timeout and not self._closed:
                     self._wakeup.clear()
                     try:
                         await asyncio.wait_for(self._wakeup.wait(), timeout - waited)
@@ -290,6 +290,13 @@ class Batcher:
             task = asyncio.create_task(self._run_batch(batch))
             self._running.add(task)
             task.add_done_callback(self._running.discard)
+
+    def _bucket_full(self, bucket: collections.deque[_Row]) -> bool:
+        """Enough rows (or, with a token budget, enough padded tokens) to send without waiting."""
+        if len(bucket) >= self.options.max_batch_size:
+            return True
+        budget = self.options.max_batch_tokens
+        return bool(budget) and len(bucket) * max(len(row.input_ids) for row in bucket) >= budget
 
     def _oldest_bucket(self) -> tuple[int, _Row]:
         key = min((bucket[0].enqueued_at, key) for key, bucket in self._buckets.items() if bucket)[1]
