@@ -50,6 +50,7 @@ def test_train_logs_say_things_in_our_own_words(command_run):
     assert any(line.endswith("data test: 8 of 12 texts also occur in train; the other 4 make the leakage-free test set")
                for line in lines)
     assert not any(line.startswith("{") for line in lines)  # the full data report is in data.json, not the log
+    assert "it/s]" not in result.stderr and "epoch 1/1:" not in result.stderr  # no progress bars when stderr is not a terminal
 
 
 def test_metrics_and_stdout_carry_the_leakage_free_test_accuracy(command_run):
