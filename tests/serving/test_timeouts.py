@@ -2,7 +2,8 @@
 
 A connection that never finishes its request head is closed after the head deadline, however
 slowly it trickles bytes; an endless header block gets 431; a body that stops arriving gets 408;
-an idle keep-alive connection is closed; and none of them delays a normal client meanwhile.
+an idle keep-alive connection is closed; a body answered early (413) is discarded, within bounds,
+so its client reads the 413 instead of a reset; and none of them delays a normal client meanwhile.
 Both of uvicorn's HTTP parsers (httptools, h11) get the same guard.
 """
 
@@ -142,3 +143,42 @@ def test_keep_alive_requests_on_one_connection_still_work(server):
         for _ in range(5):
             assert client.post(PREDICT, json={"instances": ["很好"]}).status_code == 200
             time.sleep(0.3)  # well inside the head deadline and keep-alive
+
+
+def test_a_413_reaches_a_client_still_sending_its_body(server):
+    """Answered at the head (Content-Length over the limit), the rest of the body is read and
+    discarded: no reset while the client sends it, the 413 is readable, the connection goes on."""
+    size = 20 * 1024 * 1024  # twice the default 10 MiB limit
+    with connect(server.url) as connection:
+        connection.sendall(f"POST {PREDICT} HTTP/1.1\r\nHost: x\r\nContent-Length: {size}\r\n\r\n".encode())
+        chunk = b"a" * 65536
+        for _ in range(size // len(chunk)):
+            connection.sendall(chunk)
+        answer = b""
+        while b"send fewer instances" not in answer:
+            answer += connection.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 413 ")
+        connection.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = b""
+        while b'{"live":true}' not in answer:
+            part = connection.recv(65536)
+            assert part, "the connection was closed after the 413"
+            answer += part
+
+
+def test_an_endless_body_after_a_413_is_cut_at_the_linger_bound(tiny_export, tmp_path):
+    from bertserve.serving import timeouts
+
+    shutil.copytree(tiny_export, tmp_path / "tiny" / "1")
+    with pytest.MonkeyPatch.context() as patch:
+        original = timeouts.guarded_protocol
+        patch.setattr("inprocess_server.guarded_protocol", lambda head: original(head, linger_seconds=30, linger_bytes=1024 * 1024))
+        with InProcessServer(tmp_path / "tiny", app_options=AppOptions(max_body_bytes=1024)) as running:
+            with connect(running.url) as connection:
+                connection.sendall(f"POST {PREDICT} HTTP/1.1\r\nHost: x\r\nContent-Length: {10**12}\r\n\r\n".encode())
+                sent = 0
+                with pytest.raises(OSError):  # reset or broken pipe once the server stops discarding
+                    while sent < 64 * 1024 * 1024:
+                        connection.sendall(b"a" * 65536)
+                        sent += 65536
+                assert 1024 * 1024 <= sent < 64 * 1024 * 1024

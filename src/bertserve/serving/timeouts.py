@@ -78,7 +78,10 @@ def guarded_protocol(
             super().data_received(data)
             if lingering:  # these bytes were body (at most the start of a next head follows them)
                 self._discarded += len(data)
-                if self._linger_timer is not None and self._discarded > linger_bytes:
+                if not self._reading_body():  # the unread body is discarded; back to keep-alive
+                    self._cancel_linger_timer()
+                    self._arm_head_timer()
+                elif self._discarded > linger_bytes:
                     logger.info("closing a connection whose unread request body exceeded %d bytes", linger_bytes)
                     self._close_lingering()
             elif self._waiting_for_head():
@@ -99,15 +102,11 @@ def guarded_protocol(
         def on_message_complete(self) -> None:
             self._body_pending = False
             super().on_message_complete()
-            if self._linger_timer is not None:  # the unread body is discarded; back to keep-alive
-                self._linger_timer.cancel()
-                self._linger_timer = None
-                self._arm_head_timer()
 
         def on_response_complete(self) -> None:
             super().on_response_complete()
             self._head_bytes = 0
-            if self._body_pending and not self.transport.is_closing():
+            if self._reading_body() and not self.transport.is_closing():
                 # Answered before the body arrived (e.g. 413): uvicorn's parser discards the rest;
                 # bound that, then carry on with the connection as usual.
                 self._discarded = 0
@@ -117,20 +116,30 @@ def guarded_protocol(
 
         def connection_lost(self, exc: Exception | None) -> None:
             self._cancel_head_timer()
-            if self._linger_timer is not None:
-                self._linger_timer.cancel()
-                self._linger_timer = None
+            self._cancel_linger_timer()
             super().connection_lost(exc)
 
-        def _close_lingering(self) -> None:
+        def _cancel_linger_timer(self) -> None:
             if self._linger_timer is not None:
                 self._linger_timer.cancel()
                 self._linger_timer = None
+
+        def _close_lingering(self) -> None:
+            self._cancel_linger_timer()
             if not self.transport.is_closing():
                 self.transport.close()
 
+        def _reading_body(self) -> bool:
+            """Between a request's head and the end of its body (h11 tracks it; httptools calls back)."""
+            connection = getattr(self, "conn", None)
+            if connection is not None:  # h11
+                import h11
+
+                return connection.their_state is h11.SEND_BODY
+            return self._body_pending
+
         def _waiting_for_head(self) -> bool:
-            return (self.cycle is None or self.cycle.response_complete) and not self._body_pending
+            return (self.cycle is None or self.cycle.response_complete) and not self._reading_body()
 
         def _arm_head_timer(self) -> None:
             self._cancel_head_timer()
