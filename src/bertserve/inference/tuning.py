@@ -257,13 +257,14 @@ def load_tuned_engine(
     found = candidates(kind, options, cpu["cores"], kind == "openvino" and bf16_supported(cpu))
     build = lambda candidate: create_engine(version_dir, kind, device=device, **engine_options, **candidate.engine_options(kind))
     if len(found) == 1:
-        return _describe(build(found[0]), "only-candidate", started, trials=[Trial(found[0], note="nothing else to try")])
+        only = Trial(found[0], note="nothing else to try")
+        return _describe(version_dir, build(found[0]), "only-candidate", started, trials=[only])
     cache_dir = options.cache_dir or default_cache_dir()
     key = cache_key(version_dir, kind, options, cpu)
     cached = read_cached_choice(cache_dir, key, found)
     if cached is not None:
         candidate, trials = cached
-        return _describe(build(candidate), "cached", started, key=key, trials=trials)
+        return _describe(version_dir, build(candidate), "cached", started, key=key, trials=trials)
     chosen_engine, chosen, trials = measure(build, found, warmup_inputs(tokenizer), parity_bound(export_config),
                                             options.budget_seconds)
     if any(trial.note == BUDGET_SPENT for trial in trials):
@@ -272,7 +273,7 @@ def load_tuned_engine(
                        "raise --engine_tuning_seconds to try them all", version_dir, options.budget_seconds)
     else:
         write_cached_choice(cache_dir, key, cpu, chosen, trials, chosen_engine.settings, version_dir)
-    return _describe(chosen_engine, "tuned", started, key=key, trials=trials)
+    return _describe(version_dir, chosen_engine, "tuned", started, key=key, trials=trials)
 
 
 def _pinned(version_dir: Path, kind: str, options: TuningOptions, device: str, started: float,
@@ -282,10 +283,10 @@ def _pinned(version_dir: Path, kind: str, options: TuningOptions, device: str, s
         hint=options.performance_hint or "LATENCY", threads=options.threads, streams=options.num_streams,
     )
     built = create_engine(version_dir, kind, device=device, **engine_options, **pins.engine_options(kind))
-    return _describe(built, "pinned", started)
+    return _describe(version_dir, built, "pinned", started)
 
 
-def _describe(engine: Engine, source: str, started: float, key: str | None = None,
+def _describe(version_dir: Path, engine: Engine, source: str, started: float, key: str | None = None,
               trials: Sequence[Trial] | Sequence[dict] = ()) -> Engine:
     engine.tuning = {  # type: ignore[attr-defined]
         "source": source,
@@ -294,8 +295,8 @@ def _describe(engine: Engine, source: str, started: float, key: str | None = Non
         "trials": [trial.as_json() if isinstance(trial, Trial) else trial for trial in trials],
     }
     measured = [trial for trial in engine.tuning["trials"] if trial.get("ms") is not None]  # type: ignore[attr-defined]
-    logger.info("engine settings %s (%s, %.2f s)%s", getattr(engine, "settings", {}), source, engine.tuning["seconds"],  # type: ignore[attr-defined]
-                f"; trials: {measured}" if measured else "")
+    logger.info("%s: engine settings %s (%s, %.2f s)%s", version_dir, getattr(engine, "settings", {}), source,
+                engine.tuning["seconds"], f"; trials: {measured}" if measured else "")  # type: ignore[attr-defined]
     return engine
 
 
