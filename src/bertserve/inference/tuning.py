@@ -255,7 +255,8 @@ def load_tuned_engine(
         return _pinned(version_dir, kind, options, device, started, engine_options)
     cpu = cpu_description()
     found = candidates(kind, options, cpu["cores"], kind == "openvino" and bf16_supported(cpu))
-    build = lambda candidate: create_engine(version_dir, kind, device=device, **engine_options, **candidate.engine_options(kind))
+    # The candidate's settings win over any given in engine_options (cache_dir, cpu_pinning, ... pass through).
+    build = lambda candidate: create_engine(version_dir, kind, device=device, **{**engine_options, **candidate.engine_options(kind)})
     if len(found) == 1:
         only = Trial(found[0], note="nothing else to try")
         return _describe(version_dir, build(found[0]), "only-candidate", started, trials=[only])
@@ -282,7 +283,7 @@ def _pinned(version_dir: Path, kind: str, options: TuningOptions, device: str, s
         precision=options.precision or str(export_engine_settings(version_dir).get("inference_precision", "fp32")),
         hint=options.performance_hint or "LATENCY", threads=options.threads, streams=options.num_streams,
     )
-    built = create_engine(version_dir, kind, device=device, **engine_options, **pins.engine_options(kind))
+    built = create_engine(version_dir, kind, device=device, **{**engine_options, **pins.engine_options(kind)})
     return _describe(version_dir, built, "pinned", started)
 
 
