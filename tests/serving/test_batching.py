@@ -280,3 +280,24 @@ def test_a_bucket_that_fills_the_token_budget_goes_without_waiting_for_the_timeo
     results = run(scenario())
     assert [result.tolist() for result in results] == [[[30, 10]], [[31, 10]]]
     assert [batch.shape for batch in engine.batches] == [(2, 10)]
+
+
+def test_the_owners_own_count_of_callers_also_keeps_a_busy_server_off_the_inline_path():
+    threads = []
+    callers = {"count": 2}  # e.g. two gRPC calls inside the servable, which HTTP did not count
+
+    def engine(encoded: Encoded) -> np.ndarray:
+        threads.append(threading.current_thread().name)
+        return np.zeros((len(encoded.input_ids), 2), dtype=np.float32)
+
+    async def scenario():
+        batcher = Batcher("m", engine, pad_id=0, options=BatchingOptions(inline_when_idle=True),
+                          callers=lambda: callers["count"])
+        await batcher.start()
+        await batcher.submit([row(1)])
+        callers["count"] = 1
+        await batcher.submit([row(2)])
+        await batcher.close()
+
+    run(scenario())
+    assert threads[0].startswith("batch-m") and threads[1] == "MainThread"

@@ -15,8 +15,11 @@ Two options change that policy:
 - `inline_when_idle`: when a request arrives at an idle server (no other request in flight, nothing
   queued or running), its batch runs right on the event loop: no task, no thread hand-off there
   and back, which is most of the server's own cost at one client. Under load requests queue and
-  take the worker-thread path as before, so batching is unchanged. `in_flight_requests` (the HTTP
-  layer counts requests as they arrive) tells "idle" from "the others have not reached us yet".
+  take the worker-thread path as before, so batching is unchanged. "Idle" needs both counts at
+  most 1: `in_flight_requests` (the HTTP layer counts requests as they arrive, before their
+  bodies are read, so the others that have not reached the batcher yet count too) and the
+  owner's own (`callers`: the Servable's requests in flight, whatever their protocol; a protocol
+  front-end that can count its requests earlier should add them to `in_flight_requests`).
 
 The knobs keep TF Serving's names (`--max_batch_size`, `--batch_timeout_micros`,
 `--max_enqueued_batches`, `--num_batch_threads`). The queue is bounded: a request that does not fit
@@ -139,12 +142,16 @@ class Batcher:
         pad_id: int,
         options: BatchingOptions,
         on_batch: Callable[[int], None] | None = None,
+        callers: Callable[[], int] | None = None,
     ):
         self.model_name = model_name
         self.options = options
         self._engine = engine
         self._pad_id = pad_id
         self._on_batch = on_batch  # metrics hook: called with each batch's size
+        # Requests the owner (a Servable) is working on, every protocol counted: with the HTTP
+        # layer's count, what tells an idle server from a busy one.
+        self._callers = callers or (lambda: 0)
         self._buckets: dict[int, collections.deque[_Row]] = {}
         self._queued_rows = 0
         self._wakeup = asyncio.Event()
@@ -234,6 +241,7 @@ class Batcher:
             and self._queued_rows == 0
             and not self._running
             and in_flight_requests.count <= 1
+            and self._callers() <= 1
         )
 
     def _run_inline(self, input_ids, token_type_ids, attention_mask, deadline: float | None) -> np.ndarray:

@@ -48,6 +48,7 @@ class Servable:
             pad_id=model.tokenizer.pad_id,
             options=options,
             on_batch=on_batch,
+            callers=lambda: self._in_flight,
         )
         self._in_flight = 0
         self._idle = asyncio.Event()
