@@ -1,11 +1,15 @@
-"""Fixtures of the gRPC tests: the REST server and the gRPC server in one background event loop.
+"""Helpers of the gRPC tests: the REST server and the gRPC server in one background event loop.
 
     with GrpcInProcessServer(tiny_export_base, "tiny") as server:
         server.url, server.grpc_target, server.metrics, server.manager
 
-The base path holds the tiny model (tests/conftest.py's `tiny_export`) as version 1 with the label
-"stable" -> 1. `stubs(target)` gives TF Serving's PredictionService and ModelService stubs built
-from our own generated modules.
+The fixtures `grpc_base` (the tiny model, tests/conftest.py's `tiny_export`, as version 1) and
+`grpc_server` (a module's server, label "stable" -> 1) are imported by each test module:
+`from grpc_harness import grpc_base, grpc_server  # noqa: F401 (fixtures)`. This is not a
+conftest.py on purpose: without __init__.py files every conftest.py is imported as the module
+`conftest`, and a second one would shadow tests/conftest.py for `from conftest import ...`.
+`stubs(target)` gives TF Serving's PredictionService and ModelService stubs built from our own
+generated modules.
 """
 
 from __future__ import annotations

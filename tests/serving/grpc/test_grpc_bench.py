@@ -7,6 +7,7 @@ import json
 import pytest
 
 from bertserve.cli import main
+from grpc_harness import grpc_base, grpc_server  # noqa: F401 (fixtures)
 
 
 def test_bench_loads_rest_and_grpc_in_one_run(grpc_server, tmp_path, capsys):

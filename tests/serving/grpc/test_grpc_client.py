@@ -13,6 +13,7 @@ from bertserve.cli import main
 from bertserve.client import BertServeClient
 from bertserve.errors import ClientError
 from bertserve.serving.grpc.client import GrpcClient
+from grpc_harness import grpc_base, grpc_server  # noqa: F401 (fixtures)
 from live_server import free_port
 
 TEXTS = ["很好", "太差了"]

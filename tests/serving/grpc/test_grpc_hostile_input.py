@@ -6,7 +6,7 @@ from __future__ import annotations
 import grpc
 import numpy as np
 import pytest
-from conftest import GrpcInProcessServer, core, serving, stubs
+from grpc_harness import GrpcInProcessServer, core, grpc_base, serving, stubs  # noqa: F401 (grpc_base: a fixture)
 
 from bertserve.serving.app import AppOptions
 from bertserve.serving.grpc import tensors

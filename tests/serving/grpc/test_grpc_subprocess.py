@@ -16,7 +16,7 @@ import grpc
 import httpx
 import numpy as np
 import pytest
-from conftest import serving, stubs
+from grpc_harness import grpc_base, serving, stubs  # noqa: F401 (grpc_base: a fixture)
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from live_server import free_port
 

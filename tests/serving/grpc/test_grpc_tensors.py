@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import core
+from grpc_harness import core
 
 from bertserve.errors import RequestError
 from bertserve.serving.grpc import tensors

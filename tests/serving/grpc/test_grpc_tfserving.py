@@ -9,7 +9,7 @@ import grpc
 import httpx
 import numpy as np
 import pytest
-from conftest import GrpcInProcessServer, core, serving, stubs
+from grpc_harness import GrpcInProcessServer, core, grpc_base, grpc_server, serving, stubs  # noqa: F401 (fixtures)
 
 from bertserve.serving.app import AppOptions
 from bertserve.serving.batching import BatchingOptions
