@@ -121,3 +121,51 @@ def test_unimplemented_and_counted_as_v2_grpc(stub, channel, v2):
     with pytest.raises(grpc.RpcError) as caught:
         channel.unary_unary("/inference.GRPCInferenceService/RepositoryIndex")(b"")
     assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+def infer_request(**fields):
+    request = pb.ModelInferRequest(model_name="tiny", **fields)
+    return request
+
+
+@pytest.mark.parametrize("build, message", [
+    (lambda: infer_request(), "no inputs: send text (BYTES) or input_ids (INT64)"),
+    (lambda: _with_text(infer_request(raw_input_contents=[b"", b""])), "raw_input_contents has 2 entries for 1 inputs; give one per input"),
+    (lambda: _with_text(infer_request(raw_input_contents=[b"\x02\x00\x00\x00ok"]), typed=True),
+     "input text: contents and raw_input_contents cannot be used together"),
+    (lambda: _ids(infer_request(), "FP16", [1, 1]), "input input_ids: FP16 data must be sent in raw_input_contents"),
+    (lambda: _ids(infer_request(), "INT64", [2**40]), "input input_ids: shape [1099511627776] has 1099511627776 elements, more than the limit of 65536"),
+    (lambda: _ids(infer_request(), "INT64", [1, 3]), "input input_ids: shape [1, 3] needs 3 elements, got 2"),
+    (lambda: _ids(infer_request(), "INT64", [1, 2], raw=b"\x00" * 5), "input input_ids: shape [1, 2] of INT64 needs 16 bytes, got 5"),
+    (lambda: _with_text(infer_request(id="请求-1\x00")), None),
+])
+def test_malformed_infer_requests_are_invalid_argument(stub, build, message):
+    request = build()
+    if message is None:  # a harmless id (replacement character, NUL) is echoed, not refused
+        assert stub.ModelInfer(request).id == request.id
+        return
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.ModelInfer(request)
+    assert (caught.value.code(), caught.value.details()) == (grpc.StatusCode.INVALID_ARGUMENT, message)
+
+
+def _with_text(request, typed: bool = False):
+    tensor = request.inputs.add(name="text", datatype="BYTES", shape=[1])
+    if typed or not request.raw_input_contents:
+        tensor.contents.bytes_contents.append("很好".encode())
+    return request
+
+
+def _ids(request, datatype: str, shape: list[int], raw: bytes | None = None):
+    tensor = request.inputs.add(name="input_ids", datatype=datatype, shape=shape)
+    if raw is not None:
+        request.raw_input_contents.append(raw)
+    elif datatype == "INT64":
+        tensor.contents.int64_contents.extend([101, 102])
+    return request
+
+
+def test_garbage_message_bytes_are_invalid_argument(channel):
+    with pytest.raises(grpc.RpcError) as caught:
+        channel.unary_unary("/inference.GRPCInferenceService/ModelInfer")(b"\xff\xff\xff\xff")
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
