@@ -8,7 +8,9 @@ HELP = "serve exported models over TF Serving's REST and gRPC APIs (hot reload, 
 DESCRIPTION = """Serve every version folder BASE/<integer>/ written by `bertserve export` over TensorFlow
 Serving's REST API on --rest_api_port (8501) and its gRPC API (PredictionService, ModelService,
 grpc.health.v1, reflection) on --port (8500; --port 0 turns gRPC off), both bound to --host.
-Flags keep TF Serving's names (`--flag value` and `--flag=value` both work).
+Flags keep TF Serving's names (`--flag value` and `--flag=value` both work). The Open Inference
+Protocol (KServe V2, Triton's API) is served beside it: REST under /v2 on the same port, gRPC
+inference.GRPCInferenceService on --port (docs/serving.md, section 10).
 
 The server polls BASE every --file_system_poll_wait_seconds: a new version is loaded in the
 background and takes over only once AVAILABLE; the old one is unloaded after its in-flight
@@ -37,6 +39,7 @@ examples:
   bertserve serve --model_name m --model_base_path models/m --port 0           # REST only
   curl -d '{"instances": ["这家酒店很好"]}' http://127.0.0.1:8501/v1/models/chnsenticorp:predict
   bertserve online --protocol grpc --url 127.0.0.1:8500 --model chnsenticorp
+  curl -d '{"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": ["很好"]}]}' http://127.0.0.1:8501/v2/models/chnsenticorp/infer
 """
 
 
