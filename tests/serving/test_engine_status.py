@@ -12,7 +12,7 @@ import pytest
 from bertserve.inference.tuning import TuningOptions
 from bertserve.serving.batching import BatchingOptions
 from bertserve.serving.server import ServerOptions
-from tests.inprocess_server import InProcessServer
+from inprocess_server import InProcessServer
 
 
 @pytest.fixture(scope="module")
