@@ -67,14 +67,15 @@ def test_measure_keeps_only_candidates_within_the_parity_bound():
         return built[candidate.precision]
 
     found = [Candidate("fp32", "LATENCY", 2), Candidate("bf16", "LATENCY", 2)]
-    # A fake engine is fast: the rounds stop at their cap (50) long before a 10 s budget.
+    # A fake engine is fast: the rounds stop at their cap (MAX_ROUNDS) long before a 10 s budget.
     engine, chosen, trials = measure(build, found, inputs, bound=0.05, budget_seconds=10.0)
     assert chosen == found[0] and engine is built["fp32"]
     assert [trial.same_argmax for trial in trials] == [True, False]
     assert trials[0].max_abs_diff == 0.0 and trials[1].max_abs_diff > 0.05
     assert trials[1].note == "outside the parity bound 0.05"
     assert all(trial.milliseconds is not None for trial in trials)
-    assert built["fp32"].calls == built["bf16"].calls == 51 * len(inputs)  # one reference pass + 50 rounds
+    # One reference pass, then the capped rounds.
+    assert built["fp32"].calls == built["bf16"].calls == (1 + tuning.MAX_ROUNDS) * len(inputs)
 
 
 def test_measure_with_no_budget_left_keeps_the_first_candidate_and_measures_it_twice():

@@ -63,6 +63,9 @@ RELEVANT_CPU_FLAGS = (
 # When the export records no parity bound: the bound int8 exports are held to (export.version).
 DEFAULT_PARITY_BOUND = 0.05
 BUDGET_SPENT = "skipped: tuning budget spent"
+# Interleaved warm-up rounds per candidate at most: a median of 15 is steady enough, and stopping
+# there keeps a fast machine's cold start short instead of spending the whole budget.
+MAX_ROUNDS = 15
 # Real-looking warm-up texts of the lengths a review classifier sees (short, median, long): each
 # runs alone (batch 1, the 1-client case), then all together (a batch, the loaded case).
 WARMUP_TEXTS = (
@@ -330,7 +333,7 @@ def measure(
     outputs = [[_probabilities(engine, batch) for batch in inputs] for _, engine in built]  # also the first, slow call
     rounds: list[list[float]] = [[] for _ in built]
     started = started if started is not None else time.perf_counter()
-    while min(len(times) for times in rounds) < 2 or (time.perf_counter() - started < budget_seconds and len(rounds[0]) < 50):
+    while min(len(times) for times in rounds) < 2 or (time.perf_counter() - started < budget_seconds and len(rounds[0]) < MAX_ROUNDS):
         for times, (_, engine) in zip(rounds, built):
             round_started = time.perf_counter()
             for batch in inputs:
