@@ -168,3 +168,19 @@ def test_ready_is_503_while_the_server_is_not_ready(v2):
     finally:
         del v2.app.state.ready_problem
     check(v2.request("GET", "/v2/health/ready"), 200, {"ready": True})
+
+
+def test_a_configured_model_still_loading_is_503_not_404(v2, tmp_path):
+    """A model the server is configured for, with no version loaded yet: not ready, not unknown."""
+    from bertserve.serving.app import create_app
+    from bertserve.serving.batching import BatchingOptions
+    from bertserve.serving.manager import ModelConfig, ModelManager
+    import httpx
+
+    manager = ModelManager([ModelConfig("later", tmp_path / "later")], BatchingOptions(), poll_seconds=60)
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(manager)), base_url="http://test")
+    response = v2.call(client.get("/v2/models/later/ready"))
+    assert (response.status_code, response.json()) == (
+        503, {"name": "later", "ready": False, "error": "Servable not found for request: Latest(later)"})
+    check(v2.call(client.get("/v2/health/ready")), 503, {"ready": False, "error": "Not ready: a model has no AVAILABLE version yet"})
+    v2.call(client.aclose())

@@ -68,7 +68,8 @@ class V2Service:
 
     async def model_ready(self, request: Any, context: Any) -> Any:
         version = _version(request.version)
-        self.manager.statuses(request.name, version)  # NOT_FOUND for an unknown model or version
+        if request.name not in self.manager.model_names() or version is not None:
+            self.manager.statuses(request.name, version)  # NOT_FOUND for an unknown model or version
         try:
             self.manager.servable(request.name, version)
         except RequestError:

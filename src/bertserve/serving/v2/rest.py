@@ -103,7 +103,8 @@ async def model_metadata(request: Request) -> Response:
 async def model_ready(request: Request) -> Response:
     name, version = _model_spec(request, "model_ready")
     manager = request.app.state.manager
-    manager.statuses(name, version)  # 404 for an unknown model or version
+    if name not in manager.model_names() or version is not None:
+        manager.statuses(name, version)  # 404 for an unknown model or version; a configured model still loading is 503
     try:
         manager.servable(name, version)
     except RequestError as error:
