@@ -198,3 +198,9 @@ def test_an_existing_version_needs_force(newest_fp32, tmp_path, capsys):
     assert "already exists; pass --force" in capsys.readouterr().err
     assert import_tf("--checkpoint", str(FIXTURE), "--base-path", str(base), *FP32, "--force") == 0
     assert ExportedModel.load(base / "1", threads=1).labels == ["0", "1"]
+
+
+def test_missing_dev_data_is_said_before_any_work(tmp_path, capsys):
+    missing = tmp_path / "dev.tsv"
+    assert import_tf("--checkpoint", str(FIXTURE), "--base-path", str(tmp_path / "m"), "--dev-data", str(missing)) == 2
+    assert capsys.readouterr().err.strip() == f"bertserve: error: --dev-data {missing}: no such file"

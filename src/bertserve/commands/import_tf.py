@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 from pathlib import Path
+from typing import Any
 
 HELP = "import a model fine-tuned by the 2019 demo's run_classifier.py (TF checkpoint) as a served version folder"
 DESCRIPTION = """Turn a TensorFlow checkpoint fine-tuned by google-research/bert's run_classifier.py (the 2019
@@ -114,17 +115,12 @@ def model_card(checkpoint, bert_config: dict, labels: list[str], args: argparse.
     ])
 
 
-def write_run_folder(run_dir: Path, checkpoint, args: argparse.Namespace) -> dict:
-    """The checkpoint as a run folder that `export_run` reads; returns what config.json records."""
+def read_inputs(folder: Path, args: argparse.Namespace) -> tuple[Path, dict, Path, Any]:
+    """(bert_config.json path, its content, vocab.txt path, tokenizer), each checked against the others."""
     from bertserve.errors import ConfigError
-    from bertserve.files import write_json_atomic, write_text_atomic
-    from bertserve.layout import CONFIG_FILE, DATA_REPORT_FILE, MODEL_CARD_FILE
-    from bertserve.pretrained.tf_classifier import build_classifier, read_bert_config, read_classifier_head
+    from bertserve.pretrained.tf_classifier import read_bert_config
     from bertserve.tokenizer import BertTokenizer
-    from bertserve.training.run_folder import save_labels, save_model
 
-    state = read_classifier_head(checkpoint.prefix)  # first: a pre-trained checkpoint is the likeliest mistake
-    folder = checkpoint.prefix.parent
     config_path = Path(args.bert_config) if args.bert_config else folder / "bert_config.json"
     vocab_path = Path(args.vocab) if args.vocab else folder / "vocab.txt"
     bert_config = read_bert_config(config_path)
@@ -133,11 +129,11 @@ def write_run_folder(run_dir: Path, checkpoint, args: argparse.Namespace) -> dic
             f"{vocab_path}: not found; it sits in the pretrained model's folder that run_classifier.py read "
             "(--vocab_file, e.g. chinese_L-12_H-768_A-12/vocab.txt): copy it there or pass --vocab"
         )
-    if args.max_seq_length > bert_config["max_position_embeddings"]:
+    positions = bert_config["max_position_embeddings"]
+    if args.max_seq_length > positions:
         raise ConfigError(
-            f"--max-seq-length {args.max_seq_length} exceeds max_position_embeddings "
-            f"{bert_config['max_position_embeddings']} of {config_path}; pass --max-seq-length "
-            f"{bert_config['max_position_embeddings']} or less"
+            f"--max-seq-length {args.max_seq_length} exceeds max_position_embeddings {positions} of {config_path}; "
+            f"pass --max-seq-length {positions} or less"
         )
     if args.max_seq_length < 2:
         raise ConfigError("--max-seq-length must be at least 2 ([CLS] and [SEP])")
@@ -148,16 +144,29 @@ def write_run_folder(run_dir: Path, checkpoint, args: argparse.Namespace) -> dic
             f"{vocab_path} has ids up to {largest_id}, but {config_path} says vocab_size {bert_config['vocab_size']}; "
             "use the vocab.txt the model was trained with"
         )
+    return config_path, bert_config, vocab_path, tokenizer
+
+
+def write_run_folder(run_dir: Path, checkpoint, args: argparse.Namespace) -> dict:
+    """The checkpoint as a run folder that `export_run` reads; returns what config.json records."""
+    from bertserve.errors import ConfigError
+    from bertserve.files import write_json_atomic, write_text_atomic
+    from bertserve.layout import CONFIG_FILE, DATA_REPORT_FILE, MODEL_CARD_FILE
+    from bertserve.pretrained.tf_classifier import build_classifier, read_classifier_head
+    from bertserve.training.run_folder import save_labels, save_model
+
+    dev_path = None if args.dev_data is None else Path(args.dev_data)
+    if dev_path is not None and not dev_path.is_file():
+        raise ConfigError(f"--dev-data {dev_path}: no such file")
+    state = read_classifier_head(checkpoint.prefix)  # first: a pre-trained checkpoint is the likeliest mistake
+    config_path, bert_config, vocab_path, tokenizer = read_inputs(checkpoint.prefix.parent, args)
     labels = parse_labels(args.labels, state["classifier.weight"].shape[0])
     model = build_classifier(state, bert_config, labels, checkpoint.prefix)
     del state
     save_model(run_dir, model, tokenizer, labels)
     # Class ids are positions in run_classifier.py's label_list, whose values are usually "0", "1", ...
     save_labels(run_dir, labels, values=[str(index) for index in range(len(labels))])
-    if args.dev_data is not None:
-        dev_path = Path(args.dev_data)
-        if not dev_path.is_file():
-            raise ConfigError(f"--dev-data {dev_path}: no such file")
+    if dev_path is not None:  # where export finds the dev split for calibration and its accuracy check
         write_json_atomic(run_dir / DATA_REPORT_FILE, {"splits": {"dev": {"file": str(dev_path.resolve())}}})
     recorded = {
         "imported_from": "tensorflow checkpoint (google-research/bert run_classifier.py)",
@@ -168,7 +177,7 @@ def write_run_folder(run_dir: Path, checkpoint, args: argparse.Namespace) -> dic
         "labels": labels,
         "max_seq_length": args.max_seq_length,
         "do_lower_case": args.do_lower_case,
-        "dev_data": None if args.dev_data is None else str(Path(args.dev_data).resolve()),
+        "dev_data": None if dev_path is None else str(dev_path.resolve()),
     }
     write_json_atomic(run_dir / CONFIG_FILE, recorded)
     write_text_atomic(run_dir / MODEL_CARD_FILE, model_card(checkpoint, bert_config, labels, args))
