@@ -13,6 +13,10 @@ needed. Typical use (what `bertserve.pretrained.sources` does for a `--pretraine
 
     from bertserve.pretrained.tf_checkpoint import load_tf_bert_state_dict
     state = load_tf_bert_state_dict(Path("chinese_L-12_H-768_A-12"))  # {"bert.embeddings...": ndarray}
+
+`load_checkpoint_state_dict(prefix)` does the same for one named checkpoint; a run_classifier.py
+fine-tuned one (`model.ckpt-N`, with the head `output_weights`/`output_bias`) is picked and checked
+by `bertserve.pretrained.tf_classifier` for `bertserve import-tf`.
 """
 
 from __future__ import annotations
