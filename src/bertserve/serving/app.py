@@ -140,8 +140,9 @@ def create_app(manager: Any, options: AppOptions | None = None) -> FastAPI:
 
 
 class _FastPathApp(FastAPI):
-    """FastAPI with a shortcut for `POST /v1/...` (predict, classify): those requests go straight
-    to `_dispatch` (wrapped in the same access log and metrics), past the ~10 layers of FastAPI and
+    """FastAPI with a shortcut for `POST /v1/...` (predict, classify) and V2's `POST .../infer`:
+    those requests go straight to `_dispatch` / `v2_rest.fast_infer` (wrapped in the same access
+    log and metrics), past the ~10 layers of FastAPI and
     Starlette middleware and routing that every request otherwise crosses. Measured with
     `bertserve bench` on 2 cores (docs/benchmarks.md): that stack cost more CPU per request than
     the dispatcher itself. Every other route, and every error, answers exactly as before."""
@@ -153,7 +154,7 @@ class _FastPathApp(FastAPI):
             self.fast_path is not None
             and scope["type"] == "http"
             and scope["method"] == "POST"
-            and scope["path"][:4].lower() == "/v1/"
+            and (scope["path"][:4].lower() == "/v1/" or v2_rest.is_infer_path(scope["path"]))
         ):
             scope["app"] = self
             await self.fast_path(scope, receive, send)
@@ -165,7 +166,7 @@ async def _fast_dispatch(scope: dict, receive: Any, send: Any) -> None:
     """`_dispatch` as a bare ASGI app, with the error handling `create_app` registers."""
     request = Request(scope, receive)
     try:
-        response = await _dispatch(request)
+        response = await (v2_rest.fast_infer(request) if scope["path"][:4] == "/v2/" else _dispatch(request))
     except ServingError as error:
         response = error_response(str(error), error.status)
     except Exception as error:

@@ -184,3 +184,19 @@ def test_a_configured_model_still_loading_is_503_not_404(v2, tmp_path):
         503, {"name": "later", "ready": False, "error": "Servable not found for request: Latest(later)"})
     check(v2.call(client.get("/v2/health/ready")), 503, {"ready": False, "error": "Not ready: a model has no AVAILABLE version yet"})
     v2.call(client.aclose())
+
+
+def test_the_fast_path_and_fastapi_routing_answer_alike(v2):
+    """With CORS on, app.py skips its fast path: V2 infer then goes through FastAPI's routing."""
+    from bertserve.serving.app import create_app
+    import httpx
+
+    routed = create_app(v2.manager, v2.app.state.options.__class__(**{**v2.app.state.options.__dict__, "cors_origins": ("http://x",)}))
+    assert routed.fast_path is None and v2.app.fast_path is not None
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=routed), base_url="http://test")
+    for path, body in (("/v2/models/tiny/versions/1/infer", {"inputs": [text_input(TEXTS)], "id": "x"}),
+                       ("/v2/models/tiny/infer", {"inputs": [text_input(TEXTS, [3])]}),
+                       ("/v2/models/nope/infer", {"inputs": [text_input(TEXTS)]})):
+        fast, slow = v2.request("POST", path, json=body), v2.call(client.post(path, json=body))
+        assert (fast.status_code, fast.json()) == (slow.status_code, slow.json())
+    v2.call(client.aclose())

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
@@ -29,6 +30,9 @@ from bertserve.serving.v2 import binary, model_io
 from bertserve.serving.v2.tensors import Tensor, check_header, check_text, list_of, raw_of, tensor_from_list, tensor_from_raw
 
 ReadBody = Callable[[Request, int, float], Awaitable[bytes]]
+# What the FastAPI routes `/v2/models/{model_name}[/versions/{version}]/infer` match (`[^/]+` each):
+# app.py sends these POSTs down its fast path straight to `infer` (see `is_infer_path`).
+INFER_PATH = re.compile(r"/v2/models/(?P<model_name>[^/]+)(?:/versions/(?P<version>[^/]+))?/infer")
 
 
 @dataclass
@@ -54,6 +58,17 @@ def add_routes(app: FastAPI, read_body: ReadBody) -> None:
             responses={200: {"content": {"application/json": {"schema": route.response}}}, **openapi.V2_ERROR_RESPONSES},
             openapi_extra=openapi.openapi_extra(route), response_class=JSONResponse,
         )
+
+
+def is_infer_path(path: str) -> bool:
+    return path[:4] == "/v2/" and INFER_PATH.fullmatch(path) is not None
+
+
+async def fast_infer(request: Request) -> Response:
+    """`infer` without FastAPI's routing: the path parameters taken from INFER_PATH."""
+    match = INFER_PATH.fullmatch(request.scope["path"])
+    request.scope["path_params"] = {key: value for key, value in match.groupdict().items() if value is not None}
+    return await infer(request)
 
 
 def _mark(request: Request, route: str, model: str = "") -> None:
