@@ -55,6 +55,8 @@ def test_a_step_or_a_prefix_picks_one_checkpoint():
     assert find_fine_tuned_checkpoint(FIXTURE, 0).prefix == FIXTURE / "model.ckpt-0"
     assert find_fine_tuned_checkpoint(FIXTURE / "model.ckpt-0").global_step == 0
     assert find_fine_tuned_checkpoint(FIXTURE / "model.ckpt-30", 30).global_step == 30
+    for name in ("model.ckpt-30.index", "model.ckpt-30.data-00000-of-00001"):  # a file of it names it too
+        assert find_fine_tuned_checkpoint(FIXTURE / name).prefix == FIXTURE / "model.ckpt-30"
     with pytest.raises(CheckpointError, match=r"model.ckpt-0 is one checkpoint; --checkpoint-step 30 names another"):
         find_fine_tuned_checkpoint(FIXTURE / "model.ckpt-0", 30)
     with pytest.raises(CheckpointError, match=r"no model.ckpt-7.index \(steps saved there: 0, 30\)"):
@@ -76,8 +78,10 @@ def test_a_folder_without_step_checkpoints_uses_its_only_checkpoint():
 def test_missing_checkpoints(tmp_path):
     with pytest.raises(CheckpointError, match="no TensorFlow checkpoint"):
         find_fine_tuned_checkpoint(tmp_path)
-    with pytest.raises(CheckpointError, match=r"--checkpoint .*nowhere: no such folder or checkpoint"):
+    with pytest.raises(CheckpointError, match=r"--checkpoint .*nowhere: neither a folder nor a TensorFlow checkpoint"):
         find_fine_tuned_checkpoint(tmp_path / "nowhere")
+    with pytest.raises(CheckpointError, match=r"--checkpoint .*bert_config.json: neither a folder nor a TensorFlow checkpoint"):
+        find_fine_tuned_checkpoint(FIXTURE / "bert_config.json")
     with pytest.raises(CheckpointError, match=r"no model.ckpt-3.index \(steps saved there: none\)"):
         find_fine_tuned_checkpoint(tmp_path, 3)
 

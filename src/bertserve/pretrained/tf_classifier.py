@@ -29,6 +29,7 @@ from bertserve.pretrained.tf_checkpoint import find_checkpoint_prefix, hf_bert_c
 
 # What tf.estimator (run_classifier.py) names its checkpoints: model.ckpt-<global step>.
 _STEP_INDEX = re.compile(r"^model\.ckpt-(\d+)\.index$")
+_DATA_FILE = re.compile(r"\.data-\d{5}-of-\d{5}$")
 
 
 @dataclass(frozen=True)
@@ -53,16 +54,18 @@ def _stored_global_step(prefix: Path) -> int | None:
 
 
 def find_fine_tuned_checkpoint(path: Path, step: int | None = None) -> FineTunedCheckpoint:
-    """The checkpoint named by `path`: a prefix (`OUT/model.ckpt-1000`), or a folder, where `step`
+    """The checkpoint named by `path`: a prefix (`OUT/model.ckpt-1000`) or one of its files, or a folder, where `step`
     picks `model.ckpt-<step>` and the default is the highest step (else the folder's only checkpoint)."""
     path = Path(path)
+    if path.is_file() and (path.suffix == ".index" or _DATA_FILE.search(path.name)):  # one of the files, for the prefix
+        path = path.with_name(_DATA_FILE.sub("", path.name.removesuffix(".index")))
     if path.with_name(path.name + ".index").is_file():
         if step is not None and path.name != f"model.ckpt-{step}":
             raise CheckpointError(f"--checkpoint {path} is one checkpoint; --checkpoint-step {step} names another")
         return FineTunedCheckpoint(path, _stored_global_step(path))
     if not path.is_dir():
         raise CheckpointError(
-            f"--checkpoint {path}: no such folder or checkpoint (give run_classifier.py's --output_dir, "
+            f"--checkpoint {path}: neither a folder nor a TensorFlow checkpoint (give run_classifier.py's --output_dir, "
             "or a prefix like OUT/model.ckpt-1000 whose .index file exists)"
         )
     steps = checkpoint_steps(path)
