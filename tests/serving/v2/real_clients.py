@@ -65,14 +65,17 @@ def tritonclient_grpc(target: str, model: str, texts: list[str], ids: list[list[
     }
 
 
-def _kserve_request(model: str, texts: list[str], ids: list[list[int]]):
+def _kserve_request(model: str, texts: list[str], ids: list[list[int]], binary: bool = False):
     from kserve import InferInput, InferRequest
+    from kserve.protocol.infer_type import RequestedOutput
 
     text = InferInput("text", [len(texts)], "BYTES")
-    text.set_data_from_numpy(np.array(texts, dtype=object), binary_data=False)
+    text.set_data_from_numpy(np.array(texts, dtype=object), binary_data=binary)
     id_input = InferInput("input_ids", [len(ids), len(ids[0])], "INT64")
-    id_input.set_data_from_numpy(np.array(ids, dtype=np.int64), binary_data=False)
-    return InferRequest(model_name=model, infer_inputs=[text]), InferRequest(model_name=model, infer_inputs=[id_input])
+    id_input.set_data_from_numpy(np.array(ids, dtype=np.int64), binary_data=binary)
+    outputs = [RequestedOutput(name, {"binary_data": True}) for name in ("probabilities", "label")] if binary else None
+    return (InferRequest(model_name=model, infer_inputs=[text], request_outputs=outputs),
+            InferRequest(model_name=model, infer_inputs=[id_input], request_outputs=outputs))
 
 
 def _probabilities(response) -> list:
@@ -80,12 +83,12 @@ def _probabilities(response) -> list:
     return np.asarray(output.as_numpy(), dtype=np.float32).reshape(output.shape).tolist()
 
 
-async def kserve_rest(url: str, model: str, texts: list[str], ids: list[list[int]]) -> dict:
+async def kserve_rest(url: str, model: str, texts: list[str], ids: list[list[int]], binary: bool = False) -> dict:
     from kserve import InferenceRESTClient, RESTConfig
 
     v2 = InferenceRESTClient(RESTConfig(protocol="v2"))
     v1 = InferenceRESTClient(RESTConfig(protocol="v1"))
-    by_texts, by_ids = _kserve_request(model, texts, ids)
+    by_texts, by_ids = _kserve_request(model, texts, ids, binary)
     texts_answer = await v2.infer(url, by_texts, model_name=model)
     ids_answer = await v2.infer(url, by_ids, model_name=model)
     answers = {
@@ -119,6 +122,7 @@ CLIENTS = {
     "tritonclient.http-json": lambda url, target, model, texts, ids: tritonclient_http(url, model, texts, ids, binary=False),
     "tritonclient.grpc": lambda url, target, model, texts, ids: tritonclient_grpc(target, model, texts, ids),
     "kserve-rest": lambda url, target, model, texts, ids: asyncio.run(kserve_rest(url, model, texts, ids)),
+    "kserve-rest-binary": lambda url, target, model, texts, ids: asyncio.run(kserve_rest(url, model, texts, ids, binary=True)),
     "kserve-grpc": lambda url, target, model, texts, ids: asyncio.run(kserve_grpc(target, model, texts, ids)),
 }
 
