@@ -64,7 +64,8 @@ class V2Client(BertServeClient):
         if not rows or len({len(row) for row in rows}) != 1:
             raise ClientError("predict_ids needs at least one row of token ids, all of the same length")
         flat = [token for row in rows for token in row]
-        return self._infer({"name": "input_ids", "datatype": "INT64", "shape": [len(rows), len(rows[0])], "data": flat}, len(rows))
+        tensor = {"name": "input_ids", "datatype": "INT64", "shape": [len(rows), len(rows[0])], "data": flat}
+        return self._infer(tensor, len(rows))
 
     def classify(self, texts: Sequence[str]) -> list[list[tuple[str, float]]]:
         labels = self.labels()

@@ -81,7 +81,9 @@ def model_inputs(tensors: Sequence[Tensor], pad_id: int, max_instances: int, max
         if tensor.name in by_name:
             raise RequestError(f"input {tensor.name} is given twice")
         if tensor.name not in (TEXT, *ID_INPUTS):
-            raise RequestError(f"unknown input {tensor.name}; this model takes {TEXT} (BYTES) or {', '.join(ID_INPUTS)} (INT64)")
+            raise RequestError(
+                f"unknown input {tensor.name}; this model takes {TEXT} (BYTES) or {', '.join(ID_INPUTS)} (INT64)"
+            )
         by_name[tensor.name] = tensor
     if TEXT in by_name and INPUT_IDS in by_name:
         raise RequestError(f"give either {TEXT} or {INPUT_IDS}, not both")
@@ -107,7 +109,9 @@ def _texts(tensor: Tensor, max_instances: int, max_text_chars: int) -> list[str]
         except UnicodeDecodeError:
             raise RequestError(f"input {TEXT}: element {index} is not valid UTF-8") from None
         if len(text) > max_text_chars:
-            raise RequestError(f"input {TEXT}: element {index} has {len(text)} characters, more than the limit of {max_text_chars}")
+            raise RequestError(
+                f"input {TEXT}: element {index} has {len(text)} characters, more than the limit of {max_text_chars}"
+            )
         texts.append(text)
     return texts
 
@@ -120,10 +124,15 @@ def _encoded(by_name: dict[str, Tensor], pad_id: int, max_instances: int) -> Enc
         if len(tensor.shape) != 2:
             raise RequestError(f"input {tensor.name} must have shape [batch, sequence], got {list(tensor.shape)}")
         if tensor.shape != ids.shape:
-            raise RequestError(f"input {tensor.name} has shape {list(tensor.shape)}, expected {list(ids.shape)} like {INPUT_IDS}")
+            raise RequestError(
+                f"input {tensor.name} has shape {list(tensor.shape)}, expected {list(ids.shape)} like {INPUT_IDS}"
+            )
     _check_rows(ids, max_instances)
     input_ids = ids.data.astype(np.int64)
-    mask = by_name[ATTENTION_MASK].data.astype(np.int64) if ATTENTION_MASK in by_name else (input_ids != pad_id).astype(np.int64)
+    if ATTENTION_MASK in by_name:
+        mask = by_name[ATTENTION_MASK].data.astype(np.int64)
+    else:
+        mask = (input_ids != pad_id).astype(np.int64)
     types = by_name[TOKEN_TYPE_IDS].data.astype(np.int64) if TOKEN_TYPE_IDS in by_name else np.zeros_like(input_ids)
     return Encoded(input_ids=input_ids, attention_mask=mask, token_type_ids=types)
 

@@ -144,12 +144,16 @@ async def infer(request: Request) -> Response:
     try:  # the servable enforces the deadline in its queue; this is the backstop
         probabilities = await asyncio.wait_for(model_io.run(servable, inputs, deadline), options.request_timeout_seconds + 1)
     except asyncio.TimeoutError:
-        raise RequestError(f"Deadline exceeded: model {name} did not answer within {options.request_timeout_seconds:g} s", 504) from None
+        raise RequestError(
+            f"Deadline exceeded: model {name} did not answer within {options.request_timeout_seconds:g} s", 504
+        ) from None
     outputs = model_io.model_outputs(probabilities, list(servable.model.labels), requested)
     answer = {"model_name": name, "model_version": str(servable.version)}
     if parsed.id is not None:
         answer["id"] = parsed.id
-    wants_binary = {o.name: parsed.binary_default if parsed.outputs.get(o.name) is None else parsed.outputs[o.name] for o in outputs}
+    wants_binary = {  # an output's own binary_data wins over the request's binary_data_output
+        o.name: parsed.binary_default if parsed.outputs.get(o.name) is None else parsed.outputs[o.name] for o in outputs
+    }
     return encode_answer(answer, outputs, wants_binary)
 
 
@@ -235,7 +239,8 @@ def encode_answer(answer: dict, outputs: list[Tensor], wants_binary: dict[str, b
     if not parts:
         return Response(document, media_type="application/json")
     body, header_length = binary.join_body(document, parts)
-    return Response(body, media_type="application/octet-stream", headers={"Inference-Header-Content-Length": str(header_length)})
+    headers = {"Inference-Header-Content-Length": str(header_length)}
+    return Response(body, media_type="application/octet-stream", headers=headers)
 
 
 def _json_object(document: bytes) -> dict:
