@@ -20,6 +20,8 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 COMMAND = re.compile(r"^\s*(?:\$ )?(?:\S*/)?bertserve (.*)$")
 PATH = re.compile(r"(?<![\w./-])((?:src|tests|scripts|benchmarks|docker|deploy|docs)/[\w./-]*\w)")
 MODULE = re.compile(r"`(bertserve(?:\.\w+)+)")
+# `bertserve.engine` in the docs is a key of the metadata's "bertserve" object, not a module.
+METADATA_KEYS = {"bertserve.labels", "bertserve.max_seq_length", "bertserve.vocab_size", "bertserve.engine"}
 
 
 def code_lines(doc: Path) -> list[tuple[int, str]]:
@@ -122,5 +124,6 @@ def test_documented_modules_exist():
     missing = []
     for doc in DOCS:
         for number, line in enumerate(doc.read_text(encoding="utf-8").splitlines(), 1):
-            missing += [f"{doc.relative_to(ROOT)}:{number}: {name}" for name in MODULE.findall(line) if not names_something(name)]
+            missing += [f"{doc.relative_to(ROOT)}:{number}: {name}" for name in MODULE.findall(line)
+                        if name not in METADATA_KEYS and not names_something(name)]
     assert missing == []
