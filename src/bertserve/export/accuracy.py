@@ -7,8 +7,9 @@ kept dev accuracy within half a point of fp32 on our fine-tuned model (94.33 vs 
 docs/benchmarks.md "Engines"), so more than that means this model needs attention.
 
 Over the bound, `recover` (for OpenVINO static int8: NNCF's `quantize_with_accuracy_control`,
-which keeps the most sensitive layers in fp32 until the dev accuracy is back within the bound) gets
-one try. Still over: a WARNING line with both numbers and `"accuracy_within_bound": false` in
+which puts the most sensitive layers back in fp32 until the drop is within the bound, on a bounded
+subset of the dev texts and steps, see `bertserve.export.graph`) gets one try; the verdict is then
+measured on the whole split again. Still over: a WARNING line with both numbers and `"accuracy_within_bound": false` in
 export_config.json, or, with `--strict-accuracy`, an `ExportError` and no version folder.
 A run without labelled dev data skips the check with one INFO line.
 

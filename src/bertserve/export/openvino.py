@@ -62,6 +62,11 @@ def quiet_nncf() -> Iterator[None]:
         nncf_logger.setLevel(level)
 
 
+# Layer groups NNCF's accuracy control may put back in fp32 (each step re-validates on the dev texts):
+# a bound on export time. Past it, the export keeps the best model found and says if it is still over.
+MAX_RESTORE_STEPS = 10
+
+
 @dataclass(frozen=True)
 class AccuracyControl:
     items: list[tuple[dict[str, np.ndarray], int]]  # (one tokenized dev text, its gold class id)
@@ -78,6 +83,7 @@ def dev_accuracy_of_compiled(compiled_model: Any, items: Any) -> tuple[float, li
 def quantize_int8(model: Any, calibration_inputs: list[dict[str, np.ndarray]],
                   accuracy_control: AccuracyControl | None = None) -> Any:
     import nncf
+    from nncf.quantization.advanced_parameters import AdvancedAccuracyRestorerParameters
 
     if not calibration_inputs:
         raise ExportError("int8 quantisation needs at least one calibration text")
@@ -93,6 +99,8 @@ def quantize_int8(model: Any, calibration_inputs: list[dict[str, np.ndarray]],
                 dev_accuracy_of_compiled,
                 max_drop=accuracy_control.max_drop,
                 drop_type=nncf.DropType.ABSOLUTE,
+                advanced_accuracy_restorer_parameters=AdvancedAccuracyRestorerParameters(
+                    max_num_iterations=MAX_RESTORE_STEPS),
                 **common,
             )
         except Exception as error:  # NNCF raises many kinds of errors for graphs it cannot handle
