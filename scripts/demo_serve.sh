@@ -16,7 +16,7 @@ BASE=${1:?usage: bash scripts/demo_serve.sh MODEL_BASE_PATH [MODEL_NAME]}
 MODEL=${2:-demo}
 READY_SECONDS=${READY_SECONDS:-120}
 KEEP_SERVING=${KEEP_SERVING:-}
-VERSION=$(ls "$BASE" | grep -E '^[0-9]+$' | sort -n | tail -1 || true)
+VERSION=$(ls "$BASE" 2>/dev/null | grep -E '^[0-9]+$' | sort -n | tail -1 || true)
 if [ -z "$VERSION" ]; then
   echo "demo_serve.sh: no version folder in $BASE; export one with \`bertserve export --base-path $BASE\`" >&2
   exit 2

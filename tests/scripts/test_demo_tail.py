@@ -25,11 +25,12 @@ URL = re.compile(r" on (http://127\.0\.0\.1:\d+), gRPC on 127\.0\.0\.1:\d+ \(ser
 pytestmark = pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
 
 
-def run_script(*args: str, **env: str) -> subprocess.CompletedProcess:
-    """Run the script in its own process group, so a timeout can take the server down with it."""
+def run_script(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    """Run the script in its own process group, so a timeout can take the server down with it.
+    Its server log (mktemp -d) goes under tmp_path."""
     process = subprocess.Popen(
         ["bash", str(SCRIPT), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "PYTHON": sys.executable, **env}, start_new_session=True,
+        env={**os.environ, "PYTHON": sys.executable, "TMPDIR": str(tmp_path), **env}, start_new_session=True,
     )
     try:
         stdout, stderr = process.communicate(timeout=240)
@@ -51,10 +52,10 @@ def assert_nothing_listens(url: str) -> None:
         httpx.get(f"{url}/healthz", timeout=5)
 
 
-def test_serves_answers_the_demo_requests_and_shuts_down_cleanly(tiny_export):
+def test_serves_answers_the_demo_requests_and_shuts_down_cleanly(tiny_export, tmp_path):
     from bertserve.inference.model import ExportedModel
 
-    result = run_script(str(tiny_export.parent), "tiny")
+    result = run_script(tmp_path, str(tiny_export.parent), "tiny")
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stderr == ""  # third-party noise and server logs stay out of the demo's output
     lines = result.stdout.splitlines()
@@ -78,8 +79,8 @@ def test_serves_answers_the_demo_requests_and_shuts_down_cleanly(tiny_export):
     assert_nothing_listens(url)
 
 
-def test_keep_serving_leaves_the_server_up(tiny_export):
-    result = run_script(str(tiny_export.parent), "tiny", KEEP_SERVING="1")
+def test_keep_serving_leaves_the_server_up(tiny_export, tmp_path):
+    result = run_script(tmp_path, str(tiny_export.parent), "tiny", KEEP_SERVING="1")
     assert result.returncode == 0, result.stdout + result.stderr
     last = result.stdout.splitlines()[-1]
     match = re.fullmatch(r"== still serving at (\S+): the demo page is \1/ ; stop it with: kill (\d+)  \(SIGTERM drains\)", last)
@@ -101,16 +102,18 @@ def test_keep_serving_leaves_the_server_up(tiny_export):
 def test_a_model_that_does_not_load_fails_fast_and_leaves_no_server(tmp_path):
     (tmp_path / "models" / "5").mkdir(parents=True)
     (tmp_path / "models" / "5" / "model.onnx").write_text("not a model")
-    result = run_script(str(tmp_path / "models"), READY_SECONDS="100")
+    result = run_script(tmp_path, str(tmp_path / "models"), READY_SECONDS="100")
     assert result.returncode == 1
     assert "demo_serve.sh: the model did not load: " in result.stderr and "manifest.json" in result.stderr
     assert_nothing_listens(served_url(result.stdout))
 
 
 def test_no_version_folder_is_one_line_exit_2(tmp_path):
-    result = run_script(str(tmp_path))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = run_script(tmp_path, str(empty))
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr == (
-        f"demo_serve.sh: no version folder in {tmp_path}; export one with `bertserve export --base-path {tmp_path}`\n"
+        f"demo_serve.sh: no version folder in {empty}; export one with `bertserve export --base-path {empty}`\n"
     )
