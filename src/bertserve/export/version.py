@@ -53,6 +53,7 @@ from bertserve import __version__
 from bertserve.errors import ExportError
 from bertserve.export.accuracy import DEFAULT_MAX_ACCURACY_DROP
 from bertserve.export.dev_split import run_dev_split
+from bertserve.export.ensemble import check_members_agree, ensemble_facts, member_folder
 from bertserve.export.graph import build_model_graph
 from bertserve.export.parity import FP32_TOLERANCE, PARITY_TEXTS
 from bertserve.files import write_folder_atomically, write_json_atomic, write_text_atomic
@@ -212,8 +213,6 @@ def card_facts(version: int, run_dirs: Sequence[Path], settings: ExportSettings,
 
 def write_version(temporary: Path, runs: list[Any], settings: ExportSettings, version: int, started: float) -> dict:
     """Fill the temporary version folder; return the export_config.json written."""
-    from bertserve.export.ensemble import ensemble_facts, member_folder
-
     ensemble = len(runs) > 1
     members = []
     for index, run in enumerate(runs):
@@ -251,7 +250,6 @@ def write_version(temporary: Path, runs: list[Any], settings: ExportSettings, ve
 
 def export_runs(run_dirs: Sequence[Path | str], base_path: Path | str, settings: ExportSettings = ExportSettings()) -> ExportResult:
     """Export one run (`len(run_dirs) == 1`) or an ensemble of runs to BASE/<version>/."""
-    from bertserve.export.ensemble import check_members_agree
     from bertserve.training.run_folder import load_run
 
     started = time.perf_counter()
