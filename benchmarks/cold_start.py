@@ -53,7 +53,7 @@ def measure(name: str, base_path: Path, timeout: float = 120.0) -> dict:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     command = [sys.executable, "-m", "bertserve", "serve", "--model_name", name, "--model_base_path", str(base_path),
-               "--rest_api_port", str(port), "--access_log", "off"]
+               "--rest_api_port", str(port), "--port", "0", "--access_log", "off"]
     started = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:

@@ -127,7 +127,7 @@ def main() -> int:
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "bertserve", "--log-level", "WARNING", "serve", f"--model_name={model}",
-         f"--model_base_path={base}", f"--rest_api_port={port}", "--access_log=off"],
+         f"--model_base_path={base}", f"--rest_api_port={port}", "--port=0", "--access_log=off"],
     )
     try:
         wait_ready(f"http://127.0.0.1:{port}")

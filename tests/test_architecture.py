@@ -11,7 +11,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "bertserve"
 CORE = "core"  # the modules at the top level: errors, files, layout, tokenizer, client, cli
 
 # Who may import whom. Arrows: commands -> serving/export/training/bench -> inference/data/pretrained -> core.
-# export reads run folders through training.run_folder; bench starts servers and engines.
+# export reads run folders through training.run_folder; bench drives servers over their protocols
+# (its gRPC load uses serving.grpc's client) and runs engines in-process.
 ALLOWED = {
     CORE: {CORE},
     "data": {CORE},
@@ -20,7 +21,7 @@ ALLOWED = {
     "training": {CORE, "data", "pretrained"},
     "export": {CORE, "inference", "training", "data", "pretrained"},
     "serving": {CORE, "inference"},
-    "bench": {CORE, "inference", "data"},
+    "bench": {CORE, "inference", "data", "serving"},
     "commands": {CORE, "data", "pretrained", "inference", "training", "export", "serving", "bench", "commands"},
 }
 # cli.py finds the command modules by name (importlib), never by import statement.
