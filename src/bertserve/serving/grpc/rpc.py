@@ -25,6 +25,7 @@ from google.protobuf.message import DecodeError, Message
 from google.protobuf.message_factory import GetMessageClass
 
 from bertserve.errors import RequestError, ServingError
+from bertserve.serving.batching import in_flight_requests
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +76,7 @@ def _unary(name: str, message_class: type[Message], method: Method, metrics: Any
     async def handle(data: bytes, context: grpc.aio.ServicerContext) -> Message:
         started = time.perf_counter()
         model, code, failure = "", "OK", None
+        in_flight_requests.count += 1  # as the REST layer does: the batcher runs a lone request inline only when idle
         try:
             request = parse(message_class, data)
             model = model_name_of(request)
@@ -88,6 +90,7 @@ def _unary(name: str, message_class: type[Message], method: Method, metrics: Any
             logger.exception("unexpected error in gRPC %s", name)
             code, failure = "INTERNAL", f"Internal error: {type(error).__name__}; see the server log"
         finally:
+            in_flight_requests.count -= 1
             if metrics is not None:
                 metrics.observe_request(model, name, code, time.perf_counter() - started, protocol=protocol)
         await context.abort(grpc.StatusCode[code], failure)
