@@ -14,6 +14,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from bertserve.commands.export import positive_int
+
 HELP = "import a model fine-tuned by the 2019 demo's run_classifier.py (TF checkpoint) as a served version folder"
 DESCRIPTION = """Turn a TensorFlow checkpoint fine-tuned by google-research/bert's run_classifier.py (the 2019
 demo's model) into BASE/<version>/, the same version folder `bertserve export` writes, so
@@ -40,16 +42,6 @@ examples:
       --dev-data ../shared/data/chnsenticorp/dev.tsv --base-path models/chnsenticorp
   bertserve serve --model_name chnsenticorp --model_base_path models/chnsenticorp
 """
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def step_number(text: str) -> int:
