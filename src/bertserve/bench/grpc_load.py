@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import grpc
 
-from bertserve.bench.loadgen import LOOPBACK_HOSTS, REQUEST_TIMEOUT_SECONDS, LevelResult, _Budget, process_cpu_seconds
+from bertserve.bench.loadgen import LOOPBACK_HOSTS, REQUEST_TIMEOUT_SECONDS, LevelResult, _Budget, drive_closed_loop
 from bertserve.errors import ConfigError
 
 PREDICT_METHOD = "/tensorflow.serving.PredictionService/Predict"
@@ -81,26 +81,10 @@ async def run_grpc_level(
     server_pid: int | None = None,
 ) -> LevelResult:
     """`loadgen.run_level` over gRPC: same bounds, warm-up and result fields."""
-    if concurrency < 1:
-        raise ConfigError(f"concurrency must be at least 1, got {concurrency}")
-    if duration is None and max_requests is None:
-        raise ConfigError("give a --duration or a --requests bound")
     address = target.checked_address()
     requests = [request_bytes(target.model, text) for text in texts]
-    result = LevelResult(target.name, concurrency, text_mode)
-    if warmup_seconds > 0:
-        warmup = _Budget(requests, time.perf_counter() + warmup_seconds, None)
-        await asyncio.gather(*(_client(address, warmup, result, record=False) for _ in range(concurrency)))
-    budget = _Budget(requests, time.perf_counter() + (duration if duration is not None else 24 * 3600), max_requests)
-    server_cpu_started = process_cpu_seconds(server_pid)
-    cpu_started, started = time.process_time(), time.perf_counter()
-    await asyncio.gather(*(_client(address, budget, result, record=True) for _ in range(concurrency)))
-    result.seconds = time.perf_counter() - started
-    answered = result.requests + result.errors
-    if answered:
-        result.client_cpu_ms = (time.process_time() - cpu_started) * 1000 / answered
-        server_cpu = process_cpu_seconds(server_pid)
-        if server_cpu is not None and server_cpu_started is not None:
-            result.server_cpu_ms = (server_cpu - server_cpu_started) * 1000 / answered
-    result.summarise()
-    return result
+    return await drive_closed_loop(
+        lambda budget, result, record: _client(address, budget, result, record),
+        requests, LevelResult(target.name, concurrency, text_mode),
+        duration=duration, max_requests=max_requests, warmup_seconds=warmup_seconds, server_pid=server_pid,
+    )

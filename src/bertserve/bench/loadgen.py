@@ -217,20 +217,40 @@ async def run_level(
     """Load `target` with `concurrency` closed-loop clients replaying `texts` in order; stop after
     `duration` seconds or `max_requests` answers, whichever comes first. A warm-up at the same
     concurrency runs first and is not counted (first batches pay for allocations and caches)."""
+    requests = [request_bytes(target, text) for text in texts]
+    return await drive_closed_loop(
+        lambda budget, result, record: _client(target, budget, result, record),
+        requests, LevelResult(target.name, concurrency, text_mode),
+        duration=duration, max_requests=max_requests, warmup_seconds=warmup_seconds, server_pid=server_pid,
+    )
+
+
+async def drive_closed_loop(
+    client,
+    requests: list[bytes],
+    result: LevelResult,
+    *,
+    duration: float | None,
+    max_requests: int | None,
+    warmup_seconds: float,
+    server_pid: int | None,
+) -> LevelResult:
+    """The closed loop shared by every protocol: `result.concurrency` copies of
+    `client(budget, result, record)` send the next of `requests` as soon as their previous answer
+    came back, within the bounds; then the client's and the server's CPU per answer."""
+    concurrency = result.concurrency
     if concurrency < 1:
         raise ConfigError(f"concurrency must be at least 1, got {concurrency}")
     if duration is None and max_requests is None:
         raise ConfigError("give a --duration or a --requests bound")
-    requests = [request_bytes(target, text) for text in texts]
-    result = LevelResult(target.name, concurrency, text_mode)
     if warmup_seconds > 0:
         warmup = _Budget(requests, time.perf_counter() + warmup_seconds, None)
-        await asyncio.gather(*(_client(target, warmup, result, record=False) for _ in range(concurrency)))
+        await asyncio.gather(*(client(warmup, result, False) for _ in range(concurrency)))
     stop_at = time.perf_counter() + (duration if duration is not None else 24 * 3600)
     budget = _Budget(requests, stop_at, max_requests)
     server_cpu_started = process_cpu_seconds(server_pid)
     cpu_started, started = time.process_time(), time.perf_counter()
-    await asyncio.gather(*(_client(target, budget, result, record=True) for _ in range(concurrency)))
+    await asyncio.gather(*(client(budget, result, True) for _ in range(concurrency)))
     result.seconds = time.perf_counter() - started
     answered = result.requests + result.errors
     if answered:
