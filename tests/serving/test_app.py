@@ -2,55 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import gzip
 import json
 import shutil
-import threading
 from pathlib import Path
 
 import httpx
 import pytest
 
-from bertserve.serving.app import AppOptions, create_app
-from bertserve.serving.batching import BatchingOptions
-from bertserve.serving.manager import ModelConfig, ModelManager
+from app_client import AppClient
 
 DEMO_IDS = [101, 6821, 2157, 6983, 2421, 2523, 1962, 102] + [0] * 120  # 这家酒店很好, padded to 128
-
-
-class LoopClient:
-    """An httpx client over ASGITransport, driven from a background event loop that also runs the manager."""
-
-    def __init__(self, base: Path, **options):
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        config = ModelConfig("tiny", base, version_policy="all", version_labels={"stable": 1})
-        self.manager = ModelManager([config], BatchingOptions(), poll_seconds=60)
-        self.call(self._start())
-        self.app = create_app(self.manager, AppOptions(**options))
-        self.client = httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app), base_url="http://test")
-
-    def call(self, coroutine):
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=60)
-
-    async def _start(self):
-        await self.manager.start()
-        for _ in range(600):
-            if len(self.manager.loaded()) == 2:
-                return
-            await asyncio.sleep(0.01)
-        raise AssertionError("tiny versions did not load")
-
-    def request(self, method: str, path: str, **kwargs) -> httpx.Response:
-        return self.call(self.client.request(method, path, **kwargs))
-
-    def close(self):
-        self.call(self.client.aclose())
-        self.call(self.manager.stop())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=10)
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +25,7 @@ def base(tiny_export, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def client(base):
-    loop_client = LoopClient(base, max_body_bytes=4096, max_instances=8)
+    loop_client = AppClient(base, version_labels={"stable": 1}, max_body_bytes=4096, max_instances=8)
     yield loop_client
     loop_client.close()
 
@@ -192,7 +154,7 @@ def test_json_access_log_and_metrics_hook(base, caplog):
             self.calls.append((model, route, status))
 
     recorder = Recorder()
-    loop_client = LoopClient(base, access_log_json=True, metrics=recorder, cors_origins=("http://example.com",))
+    loop_client = AppClient(base, version_labels={"stable": 1}, access_log_json=True, metrics=recorder, cors_origins=("http://example.com",))
     try:
         with caplog.at_level("INFO", logger="bertserve.access"):
             response = loop_client.request("POST", "/v1/models/tiny:predict", json={"instances": ["很好", "不好"]},
