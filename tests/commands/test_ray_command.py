@@ -75,6 +75,7 @@ def test_two_replicas_answer_and_sigterm_drains_to_exit_0(tiny_export, tmp_path)
         (["--replicas", "0"], "--replicas must be at least 1, got 0"),
         (["--min_replicas", "3", "--max_replicas", "2"], "--min_replicas <= --max_replicas"),
         (["--num_cpus_per_replica", "0"], "--num_cpus_per_replica must be positive"),
+        (["--port", "8500"], "bertserve ray serves the REST APIs only (Ray's HTTP proxy); drop --port"),
     ],
 )
 def test_bad_arguments_are_one_line_errors(tmp_path, capsys, arguments, message):

@@ -30,6 +30,8 @@ examples:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     serve_command.add_arguments(parser)
+    # Ray's proxy speaks HTTP only: no gRPC port here (use `bertserve serve` for TF Serving's gRPC API).
+    parser.set_defaults(port=0)
     group = parser.add_argument_group("Ray Serve")
     group.add_argument("--replicas", type=int, default=1, help="fixed number of replicas (default: 1)")
     group.add_argument("--min_replicas", type=int, default=None, help="autoscaling: fewest replicas (default: 1)")
@@ -77,6 +79,9 @@ def run(args: argparse.Namespace) -> int:
     from bertserve.serving.ray_serve import application
 
     logger = logging.getLogger("bertserve.commands.ray")
+    if args.port:
+        raise ConfigError("bertserve ray serves the REST APIs only (Ray's HTTP proxy); drop --port, "
+                          "or use `bertserve serve` for TF Serving's gRPC API")
     configs = serve_command.model_configs(args)
     serve_command.check_durations(args)
     options = ray_options(args)
