@@ -60,6 +60,18 @@ def test_malformed_data_names_file_and_line(tmp_path):
     assert result.stderr.strip() == f"bertserve: error: {tmp_path / 'train.tsv'}: line 3: 1 field(s), the header has 2; is it really tab-separated?"
 
 
+def test_sequence_longer_than_the_encoder_reads_is_one_line_error(tmp_path, tiny_pretrained):
+    rows = "".join(f"{index % 2}\t第{index}条\n" for index in range(10))
+    (tmp_path / "train.tsv").write_text("label\ttext_a\n" + rows, encoding="utf-8")
+    result = bertserve("train", "--data", str(tmp_path), "--pretrained", str(tiny_pretrained),
+                       "--max-seq-length", "128", "--output", str(tmp_path / "run"))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [(
+        f"bertserve: error: --max-seq-length 128 is longer than {tiny_pretrained.name} can read "
+        "(max_position_embeddings 64); use --max-seq-length 64 or less")]
+    assert not (tmp_path / "run").exists()
+
+
 def test_unknown_pretrained_is_one_line_error(tmp_path):
     rows = "".join(f"{index % 2}\t第{index}条\n" for index in range(10))
     (tmp_path / "train.tsv").write_text("label\ttext_a\n" + rows, encoding="utf-8")

@@ -96,6 +96,10 @@ def load_tokenizer(source: PretrainedSource, max_seq_length: int, lowercase: boo
     if lowercase is None:
         declared = _lowercase_setting(source.folder)
         lowercase = True if declared is None else declared
+    positions = max_positions(source)
+    if positions is not None and max_seq_length > positions:
+        raise PretrainedError(f"--max-seq-length {max_seq_length} is longer than {source.folder.name} can read "
+                              f"(max_position_embeddings {positions}); use --max-seq-length {positions} or less")
     vocab_path = source.folder / "vocab.txt"
     if vocab_path.is_file():
         vocab = read_vocab(vocab_path)
@@ -107,6 +111,17 @@ def load_tokenizer(source: PretrainedSource, max_seq_length: int, lowercase: boo
     else:
         raise PretrainedError(f"{source.folder}: no vocab.txt or tokenizer.json")
     return BertTokenizer(vocab, lowercase=lowercase, max_seq_length=max_seq_length, truncation=truncation)
+
+
+def max_positions(source: PretrainedSource) -> int | None:
+    """The longest input the pretrained encoder reads (its position embeddings), when its config
+    says; None when the folder has no config to read."""
+    for name in ("config.json", "bert_config.json"):
+        path = source.folder / name
+        if path.is_file():
+            value = json.loads(path.read_text(encoding="utf-8")).get("max_position_embeddings")
+            return int(value) if isinstance(value, int) else None
+    return None
 
 
 @contextlib.contextmanager
