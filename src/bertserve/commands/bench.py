@@ -107,7 +107,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--url", required=True, help="server to load, e.g. http://127.0.0.1:8501 (loopback only)")
     parser.add_argument("--model", required=True, help="model name in /v1/models/NAME:predict")
     parser.add_argument("--protocols", type=_protocol_list, default=("rest",),
-                        help="which APIs of the server to load, comma-separated: rest, grpc (default: rest)")
+                        help="which APIs of the server to load, comma-separated: rest, grpc, v2 (default: rest)")
     parser.add_argument("--grpc-url", help="gRPC address for --protocols grpc (default: --url's host, port 8500)")
     parser.add_argument("--data", help="TSV with text_a, text file (one per line) or dataset folder (dev.tsv); default: built-in reviews")
     parser.add_argument("--texts", choices=("all", "median"), default="all",
