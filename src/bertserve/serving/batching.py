@@ -19,7 +19,9 @@ Two options change that policy:
   most 1: `in_flight_requests` (the HTTP layer counts requests as they arrive, before their
   bodies are read, so the others that have not reached the batcher yet count too) and the
   owner's own (`callers`: the Servable's requests in flight, whatever their protocol; a protocol
-  front-end that can count its requests earlier should add them to `in_flight_requests`).
+  front-end that can count its requests earlier should add them to `in_flight_requests`). Only
+  with `batch_timeout_micros` 0: a batching window asked for means "wait for company", and a lone
+  request then waits in the queue as TF Serving's would.
 
 The knobs keep TF Serving's names (`--max_batch_size`, `--batch_timeout_micros`,
 `--max_enqueued_batches`, `--num_batch_threads`). The queue is bounded: a request that does not fit
@@ -237,6 +239,7 @@ class Batcher:
     def _idle_for_inline(self, count: int) -> bool:
         return (
             self.options.inline_when_idle
+            and self.options.batch_timeout_micros == 0
             and count <= self.options.max_batch_size
             and self._queued_rows == 0
             and not self._running
