@@ -54,6 +54,107 @@ def _too_large_response(max_head_bytes: int) -> bytes:
     ).encode("latin-1")
 
 
+class _ConnectionGuards:
+    """The guards, mixed in before uvicorn's protocol class (`guarded_protocol` sets the limits)."""
+
+    head_timeout_seconds: float = HEAD_TIMEOUT_SECONDS
+    max_head_bytes: int = MAX_HEAD_BYTES
+    linger_seconds: float = LINGER_SECONDS
+    linger_bytes: int = LINGER_BYTES
+    _head_timer: asyncio.TimerHandle | None = None
+    _head_bytes = 0
+    _body_pending = False  # between a request's head and the end of its body (httptools callbacks)
+    _linger_timer: asyncio.TimerHandle | None = None
+    _discarded = 0
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        self._arm_head_timer()
+
+    def data_received(self, data: bytes) -> None:
+        lingering = self._linger_timer is not None
+        super().data_received(data)
+        if lingering:  # these bytes were body (at most the start of a next head follows them)
+            self._discarded += len(data)
+            if not self._reading_body():  # the unread body is discarded; back to keep-alive
+                self._cancel_linger_timer()
+                self._arm_head_timer()
+            elif self._discarded > self.linger_bytes:
+                logger.info("closing a connection whose unread request body exceeded %d bytes", self.linger_bytes)
+                self._close_lingering()
+        elif self._waiting_for_head():
+            # Bytes that did not complete a request head: count them. A chunk that did
+            # complete one (even with a large body behind it) resets the count.
+            self._head_bytes += len(data)
+            if self._head_bytes > self.max_head_bytes and not self.transport.is_closing():
+                logger.warning("closing a connection whose request head exceeded %d bytes", self.max_head_bytes)
+                self.transport.write(_too_large_response(self.max_head_bytes))
+                self.transport.close()
+        else:
+            self._head_bytes = 0
+
+    def on_headers_complete(self) -> None:
+        self._body_pending = True
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._body_pending = False
+        super().on_message_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._head_bytes = 0
+        if self._reading_body() and not self.transport.is_closing():
+            # Answered before the body arrived (e.g. 413): uvicorn's parser discards the rest;
+            # bound that, then carry on with the connection as usual.
+            self._discarded = 0
+            self._linger_timer = self.loop.call_later(self.linger_seconds, self._close_lingering)
+        else:
+            self._arm_head_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_head_timer()
+        self._cancel_linger_timer()
+        super().connection_lost(exc)
+
+    def _cancel_linger_timer(self) -> None:
+        if self._linger_timer is not None:
+            self._linger_timer.cancel()
+            self._linger_timer = None
+
+    def _close_lingering(self) -> None:
+        self._cancel_linger_timer()
+        if not self.transport.is_closing():
+            self.transport.close()
+
+    def _reading_body(self) -> bool:
+        """Between a request's head and the end of its body (h11 tracks it; httptools calls back)."""
+        connection = getattr(self, "conn", None)
+        if connection is not None:  # h11
+            import h11
+
+            return connection.their_state is h11.SEND_BODY
+        return self._body_pending
+
+    def _waiting_for_head(self) -> bool:
+        return (self.cycle is None or self.cycle.response_complete) and not self._reading_body()
+
+    def _arm_head_timer(self) -> None:
+        self._cancel_head_timer()
+        self._head_timer = self.loop.call_later(self.head_timeout_seconds, self._head_timeout)
+
+    def _cancel_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timeout(self) -> None:
+        self._head_timer = None
+        if self._waiting_for_head() and not self.transport.is_closing():
+            logger.info("closing a connection that sent no complete request head within %.1f s", self.head_timeout_seconds)
+            self.transport.close()
+
+
 def guarded_protocol(
     head_timeout_seconds: float = HEAD_TIMEOUT_SECONDS, max_head_bytes: int = MAX_HEAD_BYTES, base: type | None = None,
     linger_seconds: float = LINGER_SECONDS, linger_bytes: int = LINGER_BYTES,
@@ -61,100 +162,6 @@ def guarded_protocol(
     """A subclass of uvicorn's HTTP protocol (`base`, default: what uvicorn would pick) with the
     head deadline and size limit of the module docstring; pass it as `uvicorn.Config(http=...)`."""
     base = base or _base_protocol()
-
-    class GuardedProtocol(base):  # type: ignore[misc, valid-type]
-        _head_timer: asyncio.TimerHandle | None = None
-        _head_bytes = 0
-        _body_pending = False  # between a request's head and the end of its body (httptools callbacks)
-        _linger_timer: asyncio.TimerHandle | None = None
-        _discarded = 0
-
-        def connection_made(self, transport: Any) -> None:
-            super().connection_made(transport)
-            self._arm_head_timer()
-
-        def data_received(self, data: bytes) -> None:
-            lingering = self._linger_timer is not None
-            super().data_received(data)
-            if lingering:  # these bytes were body (at most the start of a next head follows them)
-                self._discarded += len(data)
-                if not self._reading_body():  # the unread body is discarded; back to keep-alive
-                    self._cancel_linger_timer()
-                    self._arm_head_timer()
-                elif self._discarded > linger_bytes:
-                    logger.info("closing a connection whose unread request body exceeded %d bytes", linger_bytes)
-                    self._close_lingering()
-            elif self._waiting_for_head():
-                # Bytes that did not complete a request head: count them. A chunk that did
-                # complete one (even with a large body behind it) resets the count.
-                self._head_bytes += len(data)
-                if self._head_bytes > max_head_bytes and not self.transport.is_closing():
-                    logger.warning("closing a connection whose request head exceeded %d bytes", max_head_bytes)
-                    self.transport.write(_too_large_response(max_head_bytes))
-                    self.transport.close()
-            else:
-                self._head_bytes = 0
-
-        def on_headers_complete(self) -> None:
-            self._body_pending = True
-            super().on_headers_complete()
-
-        def on_message_complete(self) -> None:
-            self._body_pending = False
-            super().on_message_complete()
-
-        def on_response_complete(self) -> None:
-            super().on_response_complete()
-            self._head_bytes = 0
-            if self._reading_body() and not self.transport.is_closing():
-                # Answered before the body arrived (e.g. 413): uvicorn's parser discards the rest;
-                # bound that, then carry on with the connection as usual.
-                self._discarded = 0
-                self._linger_timer = self.loop.call_later(linger_seconds, self._close_lingering)
-            else:
-                self._arm_head_timer()
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            self._cancel_head_timer()
-            self._cancel_linger_timer()
-            super().connection_lost(exc)
-
-        def _cancel_linger_timer(self) -> None:
-            if self._linger_timer is not None:
-                self._linger_timer.cancel()
-                self._linger_timer = None
-
-        def _close_lingering(self) -> None:
-            self._cancel_linger_timer()
-            if not self.transport.is_closing():
-                self.transport.close()
-
-        def _reading_body(self) -> bool:
-            """Between a request's head and the end of its body (h11 tracks it; httptools calls back)."""
-            connection = getattr(self, "conn", None)
-            if connection is not None:  # h11
-                import h11
-
-                return connection.their_state is h11.SEND_BODY
-            return self._body_pending
-
-        def _waiting_for_head(self) -> bool:
-            return (self.cycle is None or self.cycle.response_complete) and not self._reading_body()
-
-        def _arm_head_timer(self) -> None:
-            self._cancel_head_timer()
-            self._head_timer = self.loop.call_later(head_timeout_seconds, self._head_timeout)
-
-        def _cancel_head_timer(self) -> None:
-            if self._head_timer is not None:
-                self._head_timer.cancel()
-                self._head_timer = None
-
-        def _head_timeout(self) -> None:
-            self._head_timer = None
-            if self._waiting_for_head() and not self.transport.is_closing():
-                logger.info("closing a connection that sent no complete request head within %.1f s", head_timeout_seconds)
-                self.transport.close()
-
-    GuardedProtocol.__name__ = GuardedProtocol.__qualname__ = f"Guarded{base.__name__}"
-    return GuardedProtocol
+    limits = {"head_timeout_seconds": head_timeout_seconds, "max_head_bytes": max_head_bytes,
+              "linger_seconds": linger_seconds, "linger_bytes": linger_bytes}
+    return type(f"Guarded{base.__name__}", (_ConnectionGuards, base), limits)
