@@ -142,7 +142,7 @@ def test_checkpoint_file_names_the_prefix_even_with_a_foreign_absolute_path(copy
     for suffix in (".index", ".data-00000-of-00001"):
         (copy / f"bert_model.ckpt{suffix}").rename(copy / f"model.ckpt-1000{suffix}")
     (copy / "other.ckpt.index").write_bytes(b"")
-    (copy / "checkpoint").write_text('model_checkpoint_path: "/home/someone/out/model.ckpt-1000"\n')
+    (copy / "checkpoint").write_text('model_checkpoint_path: "/mnt/another-machine/out/model.ckpt-1000"\n')
     assert find_checkpoint_prefix(copy) == copy / "model.ckpt-1000"
     assert len(load_tf_bert_state_dict(copy)) == 41
 
