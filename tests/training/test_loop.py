@@ -67,7 +67,7 @@ def test_evaluate_reproduces_training_metrics(trained_run, small_data):
 
 def test_existing_run_folder_is_not_overwritten(trained_run, tiny_pretrained, small_data):
     output, _ = trained_run
-    config = build_config(flags=dict(data=str(small_data), pretrained=str(tiny_pretrained), output=str(output)), environ={})
+    config = build_config(flags=dict(data=str(small_data), pretrained=str(tiny_pretrained), output=str(output), max_seq_length=32), environ={})
     with pytest.raises(RunFolderError, match="already holds a trained model"):
         train(config)
 
