@@ -3,8 +3,11 @@
     from live_server import running_server
     with running_server(base_path, "tiny", log_path) as url:   # AVAILABLE when the block starts
         ...
+    grpc_port = free_port()   # gRPC too (off by default), plus any other `serve` flags
+    with running_server(base_path, "tiny", log_path, "--engine_tuning=off", grpc_port=grpc_port) as url:
+        ...
 
-Used by tests/test_client.py, tests/commands/test_online.py and tests/serving/test_demo_page.py.
+Used by tests/conftest.py's `tiny_server` and tests/serving/v2/test_v2_live.py.
 """
 
 from __future__ import annotations
@@ -36,14 +39,15 @@ def export_tiny(run_dir: Path, base_path: Path, version: int = 1) -> Path:
 
 
 @contextmanager
-def running_server(base_path: Path, model: str, log_path: Path) -> Iterator[str]:
-    """Start the server, wait until `model` is AVAILABLE, yield its URL; stop it afterwards."""
+def running_server(base_path: Path, model: str, log_path: Path, *flags: str, grpc_port: int = 0) -> Iterator[str]:
+    """Start the server, wait until `model` is AVAILABLE, yield its URL; stop it afterwards.
+    `grpc_port` 0 (the default) leaves gRPC off: several test servers run at once."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     command = [
         sys.executable, "-m", "bertserve", "serve",
         f"--model_name={model}", f"--model_base_path={base_path}", f"--rest_api_port={port}",
-        "--port=0",  # no gRPC: several test servers run at once
+        f"--port={grpc_port}", *flags,
     ]
     with open(log_path, "w+") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)

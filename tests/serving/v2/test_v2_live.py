@@ -9,20 +9,18 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
-from live_server import free_port
+from live_server import free_port, running_server
 
 ROOT = Path(__file__).resolve().parents[3]
 CLIENTS_PYTHON = ROOT / ".venv-clients" / "bin" / "python"
 CLIENT_SCRIPT = Path(__file__).resolve().parent / "real_clients.py"
 TEXTS = ["这家酒店很好", "房间太差了,再也不来", "一般般"]
 DEMO_IDS = [101, 6821, 2157, 6983, 2421, 2523, 1962, 102] + [0] * 120  # the demo's 128-id request
-START_SECONDS = 60.0
 
 
 @pytest.fixture(scope="module")
@@ -30,32 +28,9 @@ def live(tiny_export, tmp_path_factory):
     """(REST URL, gRPC target) of one server for this module."""
     folder = tmp_path_factory.mktemp("v2_live")
     shutil.copytree(tiny_export, folder / "tiny" / "1")
-    rest, grpc_port = free_port(), free_port()
-    url = f"http://127.0.0.1:{rest}"
-    command = [sys.executable, "-m", "bertserve", "serve", "--model_name=tiny", f"--model_base_path={folder / 'tiny'}",
-               f"--rest_api_port={rest}", f"--port={grpc_port}", "--engine_tuning=off"]
-    with open(folder / "server.log", "w+") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + START_SECONDS
-            while True:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    log.seek(0)
-                    pytest.fail(f"bertserve serve did not become ready:\n{log.read()[-3000:]}")
-                try:
-                    if httpx.get(f"{url}/v2/health/ready", timeout=2).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                time.sleep(0.1)
-            yield url, f"127.0.0.1:{grpc_port}"
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    grpc_port = free_port()
+    with running_server(folder / "tiny", "tiny", folder / "server.log", "--engine_tuning=off", grpc_port=grpc_port) as url:
+        yield url, f"127.0.0.1:{grpc_port}"
 
 
 def test_413_reaches_a_client_still_sending_its_body(live):
