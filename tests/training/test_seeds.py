@@ -44,3 +44,10 @@ def test_one_seed_has_std_zero_and_a_missing_figure_is_left_out():
     assert "test_leakage_free_accuracy" not in summary
     assert summary["runs"]["1"]["test_leakage_free_accuracy"] is None
     assert format_summary(summary).splitlines()[-1].split()[-1] == "-"
+
+
+def test_a_figure_that_is_none_in_a_run_is_left_out_of_the_summary():
+    runs = {1: {"dev": {"accuracy": 0.5}, "test": {"accuracy": 0.25, "leakage_free": {"examples": 0, "accuracy": None}}}}
+    summary = summarize(runs)
+    assert summary["runs"]["1"] == {"dev_accuracy": 0.5, "test_accuracy": 0.25, "test_leakage_free_accuracy": None}
+    assert "test_leakage_free_accuracy" not in summary and summary["test_accuracy"]["mean"] == 0.25

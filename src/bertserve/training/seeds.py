@@ -76,7 +76,7 @@ def _figure(metrics: dict, path: tuple[str, ...]) -> float | None:
         if not isinstance(value, dict) or key not in value:
             return None
         value = value[key]
-    return float(value)
+    return None if value is None else float(value)  # None: e.g. a test split without leakage-free texts
 
 
 def summarize(results: dict[int, dict]) -> dict:
