@@ -20,7 +20,7 @@ GET /v1/models/NAME, and the previous version keeps serving.
 Beside /v1/...: GET /healthz, GET /readyz (503 until every model is AVAILABLE and while
 shutting down), GET /monitoring/prometheus/metrics (also /metrics). SIGTERM drains: /readyz turns
 503 and gRPC health NOT_SERVING, new connections and calls are refused, in-flight requests and
-calls finish within --drain_seconds, exit 0.
+calls finish within --drain_seconds, exit 0; a second SIGTERM or Ctrl-C cancels what is still in flight.
 
 --model_config_file lists several models, in TF Serving's text format:
   model_config_list {

@@ -17,7 +17,7 @@ SIGTERM (or Ctrl-C): /readyz answers 503 at once (gRPC health: NOT_SERVING); aft
 `shutdown_delay_seconds` (time for a load balancer to notice) the listeners close, so new
 connections and new gRPC calls are refused; requests and calls in flight finish (up to
 `drain_seconds`, then they are cancelled); models are unloaded; the process exits 0.
-A second signal exits at once.
+A second signal cuts the grace short: REST connections are dropped and gRPC calls cancelled at once.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import asyncio
 import logging
 import signal
 import socket
+import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -172,6 +173,7 @@ async def serve(
 
     manager, metrics, state, app = build(configs, options, batching, app_options)
     grpc_server = None
+    loop = asyncio.get_running_loop()
 
     class DrainingServer(uvicorn.Server):
         # uvicorn installs handle_exit as the SIGTERM/SIGINT handler. We flip readiness first and
@@ -180,8 +182,11 @@ async def serve(
 
         def handle_exit(self, sig: int, frame: Any) -> None:
             if self.drain_started is not None:
+                logger.info("received %s again: cancelling requests and calls still in flight", signal.Signals(sig).name)
                 self.force_exit = True
                 self.should_exit = True
+                if grpc_server is not None:  # a signal handler: hand the call to the event loop
+                    loop.call_soon_threadsafe(grpc_server.stop_now)
                 return
             logger.info("received %s: draining (readyz -> 503, grace %.1f s)", signal.Signals(sig).name, options.drain_seconds)
             state.draining = True
@@ -220,9 +225,17 @@ async def serve(
     await manager.start()
     logger.info("serving REST on http://%s:%d%s", options.host, listener.getsockname()[1],
                 f" and gRPC on {options.host}:{grpc_server.port}" if grpc_server else " (gRPC off)")
+    # uvicorn installs handle_exit only while its own serve() runs, then puts back what it found:
+    # with handle_exit there too, a signal during the gRPC drain below still cuts it short.
+    previous = ({sig: signal.signal(sig, server.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+                if threading.current_thread() is threading.main_thread() else {})  # as uvicorn: main thread only
     try:
         await server.serve(sockets=[listener])
     finally:
+        if server.force_exit and getattr(server, "lifespan", None) is not None:
+            # uvicorn skips the app's shutdown on a forced exit; its lifespan task would then be
+            # cancelled mid-wait at exit, a traceback in the log.
+            await server.lifespan.shutdown()
         if grpc_server is not None:
             await grpc_server.stopped(options.drain_seconds)
         # In-flight requests are done (or cancelled at the grace limit): unload every version.
@@ -230,6 +243,8 @@ async def serve(
             await asyncio.wait_for(manager.stop(), max(1.0, options.drain_seconds))
         except asyncio.TimeoutError:
             logger.warning("models did not unload within %.1f s; exiting anyway", options.drain_seconds)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     logger.info("shut down cleanly")
     return 0
 

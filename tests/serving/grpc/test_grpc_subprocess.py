@@ -131,3 +131,48 @@ def test_sigterm_drains_calls_in_flight_and_refuses_new_ones(grpc_base, tmp_path
         channel.close()
     log = (tmp_path / "server.log").read_text()
     assert "Traceback" not in log and "shut down cleanly" in log
+
+
+@pytest.mark.parametrize("second_signal, when", [
+    (signal.SIGTERM, "REST done"),  # uvicorn has finished: only the gRPC drain holds the process
+    (signal.SIGINT, "shutdown delay"),  # still in the delay before the listeners close
+])
+def test_a_second_signal_cancels_the_grpc_calls_in_flight(grpc_base, tmp_path, second_signal, when):
+    # The call waits for company in the batcher far longer than the test waits for the process:
+    # only a grace cut to zero lets the process exit before the call would be answered.
+    delay = "600" if when == "shutdown delay" else "0"
+    flags = ("--drain_seconds=600", f"--shutdown_delay_seconds={delay}", "--batch_timeout_micros=600000000",
+             "--max_batch_size=64", "--inline_engine_calls=never", "--rest_api_timeout_in_ms=900000")
+    with serve(grpc_base, tmp_path / "server.log", *flags) as (process, url, target):
+        channel, prediction, _ = stubs(target)
+        health = health_pb2_grpc.HealthStub(channel)
+        request = serving.PredictRequest()
+        request.model_spec.name = "tiny"
+        request.inputs["text"].CopyFrom(tensors.string_tensor(["很好"]))
+        in_flight = prediction.Predict.future(request, timeout=900)
+        deadline = time.monotonic() + 30
+        while queue_depth(url) < 1:
+            assert time.monotonic() < deadline, "the call never reached the batcher"
+            time.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        if when == "REST done":
+            while "Application shutdown complete." not in (tmp_path / "server.log").read_text():
+                assert time.monotonic() < deadline, "uvicorn never finished"
+                time.sleep(0.05)
+            assert not rest_answers(url)
+        else:
+            while health_status(health) != "NOT_SERVING":
+                assert time.monotonic() < deadline, "health never turned NOT_SERVING"
+                time.sleep(0.05)
+            assert rest_answers(url)  # the delay keeps REST open
+        assert not in_flight.done()  # the drain is waiting for it
+        process.send_signal(second_signal)
+        assert process.wait(timeout=120) == 0
+        with pytest.raises(grpc.RpcError) as cancelled:
+            in_flight.result(timeout=30)
+        assert cancelled.value.code() in (grpc.StatusCode.CANCELLED, grpc.StatusCode.UNAVAILABLE)
+        channel.close()
+    log = (tmp_path / "server.log").read_text()
+    assert f"received {signal.Signals(second_signal).name} again: cancelling" in log
+    assert "Traceback" not in log and "shut down cleanly" in log

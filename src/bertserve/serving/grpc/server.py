@@ -3,6 +3,7 @@
     grpc_server = await GrpcServer.start(context, host="127.0.0.1", port=8500, ready=lambda: True)
     ...
     grpc_server.begin_stop(grace_seconds=10)   # new calls refused at once, in-flight ones finish
+    grpc_server.stop_now()                     # (a second signal) cancel the calls still in flight
     await grpc_server.stopped()
 
 It runs on the event loop of the REST server (`serving/server.py` starts and stops it), so both
@@ -52,6 +53,7 @@ class GrpcServer:
         self._ready = ready
         self._watcher: asyncio.Task | None = None
         self._stopping: asyncio.Task | None = None
+        self._stopping_now: asyncio.Task | None = None
 
     @classmethod
     async def start(cls, context: GrpcContext, host: str, port: int, ready: Callable[[], bool]) -> "GrpcServer":
@@ -95,6 +97,13 @@ class GrpcServer:
         """Health NOT_SERVING, new calls refused; calls in flight get `grace_seconds` to finish."""
         if self._stopping is None:
             self._stopping = asyncio.create_task(self._stop(grace_seconds))
+
+    def stop_now(self) -> None:
+        """Cut the grace short: calls still in flight are cancelled at once (grace 0). Also while
+        a graceful stop runs: grpc.aio's Server.stop keeps the most restrictive grace of its calls."""
+        self.begin_stop(0.0)
+        if self._stopping_now is None:
+            self._stopping_now = asyncio.create_task(self.server.stop(0))
 
     async def _stop(self, grace_seconds: float) -> None:
         if self._watcher is not None:
