@@ -50,6 +50,15 @@ class TrainConfig:
     layer_lr_decay: float = 1.0  # layer-wise LR decay: layer k of L gets lr * decay**(L - k); 1.0: off
     rdrop_alpha: float = 0.0  # R-Drop: weight of the symmetric KL between two dropout passes; 0: off
     fgm_epsilon: float = 0.0  # FGM: norm of the adversarial step on the word embeddings; 0: off
+    # Knowledge distillation (issue 12, training/distillation.py): on only with at least one teacher.
+    teachers: tuple[str, ...] = ()  # export version folders or run folders whose mean probabilities are soft targets
+    # Hinton et al. (2015) weigh hard and soft targets about equally; 0.5 keeps the gold labels in charge
+    # where a teacher is wrong, while the student still learns the teacher's confidence elsewhere.
+    distill_alpha: float = 0.5
+    # A two-class teacher is near 0/1 on most texts; T = 2 softens (0.99, 0.01) to (0.91, 0.09), so the
+    # soft targets say more than the hard label, without flattening them to uniform (T^2 keeps the gradient scale).
+    distill_temperature: float = 2.0
+    teacher_fingerprints: tuple[str, ...] = ()  # written by train(): "sha256:..." of each teacher; --resume checks it
 
     def __post_init__(self) -> None:
         checks = [
@@ -66,6 +75,8 @@ class TrainConfig:
             (0 < self.layer_lr_decay <= 1, "layer_lr_decay must be in (0, 1]"),
             (self.rdrop_alpha >= 0, "rdrop_alpha must be >= 0"),
             (self.fgm_epsilon >= 0, "fgm_epsilon must be >= 0"),
+            (0 <= self.distill_alpha <= 1, "distill_alpha must be in [0, 1]"),
+            (self.distill_temperature > 0, "distill_temperature must be > 0"),
         ]
         for ok, message in checks:
             if not ok:
@@ -84,6 +95,11 @@ def _coerce(name: str, value: Any, annotation: str) -> Any:
     if isinstance(value, str) and optional and value.lower() in ("", "none", "null"):
         return None
     try:
+        if base == "tuple[str, ...]":  # a JSON list, or a comma-separated string (environment)
+            items = value.split(",") if isinstance(value, str) else value
+            if not isinstance(items, (list, tuple)):
+                raise ValueError(value)
+            return tuple(str(item).strip() for item in items if str(item).strip())
         if base == "bool":
             if isinstance(value, bool):
                 return value
