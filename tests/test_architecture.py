@@ -11,14 +11,15 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "bertserve"
 CORE = "core"  # the modules at the top level: errors, files, layout, tokenizer, client, cli
 
 # Who may import whom. Arrows: commands -> serving/export/training/bench -> inference/data/pretrained -> core.
-# export reads run folders through training.run_folder; bench drives servers over their protocols
+# export reads run folders through training.run_folder; training reads export version folders through
+# inference.model (distillation teachers, training/distillation.py); bench drives servers over their protocols
 # (its gRPC load uses serving.grpc's client) and runs engines in-process.
 ALLOWED = {
     CORE: {CORE},
     "data": {CORE},
     "pretrained": {CORE},
     "inference": {CORE},
-    "training": {CORE, "data", "pretrained"},
+    "training": {CORE, "data", "pretrained", "inference"},
     "export": {CORE, "inference", "training", "data", "pretrained"},
     "serving": {CORE, "inference"},
     "bench": {CORE, "inference", "data", "serving"},

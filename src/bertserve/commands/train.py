@@ -21,6 +21,7 @@ examples:
   bertserve train --output runs/chnsenticorp --resume     # after an interruption (even kill -9)
   bertserve train --data ../shared/data/chnsenticorp --seeds 3 --output runs/sweep   # seeds 42, 43, 44: mean ± std
   bertserve train --data ../shared/data/chnsenticorp --truncation head+tail --fgm-epsilon 1.0 --output runs/fgm
+  bertserve train --data ../shared/data/chnsenticorp --teacher models/ensemble/1700000000 --output runs/student   # distil
   torchrun --nproc_per_node 2 -m bertserve train --data ../shared/data/chnsenticorp --output runs/ddp
   bertserve train --data reviews.csv --text-column review --label-column stars --pretrained ./chinese_L-12_H-768_A-12 --output runs/stars
 """
@@ -63,6 +64,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "0.9x slower (default: 1.0, off)")
     add("--rdrop-alpha", type=float, help="R-Drop: weight of the KL between two dropout passes, e.g. 1.0 (default: 0, off; 2x compute)")
     add("--fgm-epsilon", type=float, help="FGM adversarial perturbation of the word embeddings, e.g. 1.0 (default: 0, off; 2x compute)")
+    add("--teacher", dest="teachers", action="append", metavar="PATH",
+        help="distil from this teacher: an export version folder (one model or an ensemble) or a run folder; repeat for "
+             "several (their probabilities are averaged). Its soft targets on the training texts are computed once, "
+             "with its own tokenizer; its labels must be the data's, in the same order")
+    add("--distill-alpha", type=float, help="with --teacher: weight of the soft targets, 0-1; the loss is (1 - alpha) * "
+        "cross-entropy + alpha * T^2 * KL(teacher || student) at temperature T (default: 0.5)")
+    add("--distill-temperature", type=float, help="with --teacher: the temperature T (> 0) softening both distributions "
+        "(default: 2.0)")
     add("--resume", action="store_true", help="continue the interrupted run in --output from its last checkpoint, with its own config.json")
 
 
@@ -92,6 +101,13 @@ def run(args: argparse.Namespace) -> int:
         config = build_config(Path(args.output) / CONFIG_FILE, {"output": args.output})
     else:
         config = build_config(args.config, flags)
+    if not config.teachers and (args.distill_alpha is not None or args.distill_temperature is not None):
+        raise ConfigError("--distill-alpha and --distill-temperature need at least one --teacher PATH")
+    if config.teachers:  # a wrong --teacher is refused now, not after the data has been read
+        from bertserve.training.distillation import teacher_kind
+
+        for path in config.teachers:
+            teacher_kind(path)
     if args.seeds:
         from bertserve.training.seeds import format_summary, parse_seeds, train_seeds
 
@@ -111,6 +127,8 @@ def run(args: argparse.Namespace) -> int:
     leakage_free = metrics.get("test", {}).get("leakage_free", {}).get("accuracy")
     if leakage_free is not None:
         summary["test"]["leakage_free_accuracy"] = round(leakage_free, 4)
+    if "teacher_dev_accuracy" in metrics:  # distilling: how close the student came to its teachers
+        summary["teacher_dev_accuracy"] = round(metrics["teacher_dev_accuracy"], 4)
     print(json.dumps({"run": config.output, "best_epoch": metrics["best_epoch"], **summary,
                       "train_examples_per_second": round(metrics["train_examples_per_second"], 1)}, ensure_ascii=False))
     return 0

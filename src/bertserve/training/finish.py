@@ -32,14 +32,17 @@ def score_split(model, tokenizer, eval_set, label_names, device, autocast_dtype,
 
 
 def finish_run(output: Path, config: TrainConfig, data: TrainingData, tokenizer, source, device, autocast_dtype,
-               best_epoch: int, train_seconds: float, started: float, world_size: int, resumed: bool) -> dict:
-    """Final metrics from the kept weights, reloaded from disk; completes the run folder."""
+               best_epoch: int, train_seconds: float, started: float, world_size: int, resumed: bool,
+               extra_metrics: dict | None = None) -> dict:
+    """Final metrics from the kept weights, reloaded from disk; completes the run folder.
+    `extra_metrics` (e.g. the teachers' dev accuracy when distilling) go into metrics.json as they are."""
     from transformers import AutoModelForSequenceClassification
 
     model = AutoModelForSequenceClassification.from_pretrained(str(output / MODEL_DIR), use_safetensors=True).to(device)
     metrics = {"best_epoch": best_epoch, "train_seconds": train_seconds, "total_seconds": None,
                "train_examples_per_second": len(data.train_ids) * config.epochs / train_seconds,
-               "precision": "bf16-autocast" if autocast_dtype else "fp32", "world_size": world_size, "resumed": resumed}
+               "precision": "bf16-autocast" if autocast_dtype else "fp32", "world_size": world_size, "resumed": resumed,
+               **(extra_metrics or {})}
     for split, eval_set in data.eval_sets.items():
         metrics[split] = score_split(model, tokenizer, eval_set, data.label_names, device, autocast_dtype,
                                      config.eval_batch_size, split)
@@ -70,6 +73,9 @@ def write_model_card(output: Path, config: TrainConfig, data: TrainingData, sour
         options.append(f"R-Drop alpha {config.rdrop_alpha}")
     if config.fgm_epsilon > 0:
         options.append(f"FGM epsilon {config.fgm_epsilon}")
+    if config.teachers:
+        options.append(f"distilled from {len(config.teachers)} teacher(s) (alpha {config.distill_alpha}, "
+                       f"temperature {config.distill_temperature})")
     lines = [
         f"# Model card: {output.name}",
         "",

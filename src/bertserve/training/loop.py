@@ -1,7 +1,8 @@
 """Fine-tuning a BERT classifier: `bertserve train` runs `train(config)`.
 
-`train` reads top to bottom: seed -> device -> data, tokenized once -> run folder started ->
-model, optimiser and schedule (or the checkpoint to resume) -> for each epoch: length-grouped
+`train` reads top to bottom: seed -> device -> data, tokenized once -> the --teacher models' soft
+targets, if any (distillation.py) -> run folder started -> model, optimiser and schedule (or the
+checkpoint to resume) -> for each epoch: length-grouped
 shuffled batches with dynamic padding, one `train_step` per batch, a resumable checkpoint every
 N steps -> evaluate on dev, keep the best-dev weights -> finish the run folder (finish.py).
 bf16 autocast where the CPU has AMX/AVX512-BF16 (1.9x faster per step than fp32 there).
@@ -25,9 +26,10 @@ from tqdm.auto import tqdm
 from bertserve.pretrained import sources as pretrained
 from bertserve.training.checkpoint import Progress, restore_checkpoint, save_checkpoint
 from bertserve.training.config import TrainConfig
+from bertserve.training.distillation import set_up_distillation
 from bertserve.training.distributed import Distributed
 from bertserve.training.finish import finish_run, score_split
-from bertserve.training.objectives import classification_loss, fgm_adversarial_backward
+from bertserve.training.objectives import SoftTargets, classification_loss, fgm_adversarial_backward
 from bertserve.training.optimization import build_optimizer, build_schedule
 from bertserve.training.predict import select_device, select_precision, to_tensors
 from bertserve.training.run_folder import (append_history, environment_info, prepare_run_folder, save_kept_weights,
@@ -65,6 +67,9 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
     source = pretrained.resolve(config.pretrained)
     tokenizer = pretrained.load_tokenizer(source, config.max_seq_length, config.lowercase, config.truncation)
     data = load_training_data(config, tokenizer)
+    # Distillation (--teacher): the teachers' probabilities of the training texts, computed once;
+    # config now records the teachers' fingerprints. None without a teacher.
+    config, distillation = set_up_distillation(config, data, device, autocast_dtype, resume)
     if dist.is_main:
         prepare_run_folder(output, resume)
         data.log_summary()
@@ -102,10 +107,11 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
             shard, weight = dist.shard(batch)
             inputs = to_tensors(tokenizer, [data.train_ids[i] for i in shard], device)
             labels = torch.tensor([data.train_gold[i] for i in shard], device=device)
+            soft_targets = distillation.targets_for(shard, device) if distillation else None
             # Sum over the shard divided by the whole batch's size: after DDP averages gradients
             # over processes, the step is exactly the one a single process would take.
             loss = train_step(trained_model, model, optimizer, scheduler, inputs, labels,
-                              weight * dist.world_size / len(batch), config, autocast_dtype)
+                              weight * dist.world_size / len(batch), config, autocast_dtype, soft_targets)
             progress.step += 1
             progress.batches_done = batch_number
             progress.epoch_losses.append(loss)
@@ -129,7 +135,8 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
     metrics = {}
     if dist.is_main:
         metrics = finish_run(output, config, data, tokenizer, source, device, autocast_dtype, progress.best_epoch,
-                             progress.train_seconds, started, dist.world_size, resume)
+                             progress.train_seconds, started, dist.world_size, resume,
+                             distillation.metrics() if distillation else {})
     dist.stop()
     return metrics
 
@@ -155,11 +162,12 @@ def resume_from_checkpoint(output: Path, model, optimizer, scheduler, device, is
 
 
 def train_step(trained_model, model, optimizer, scheduler, inputs: dict, labels: torch.Tensor, loss_scale: float,
-               config: TrainConfig, autocast_dtype) -> float:
+               config: TrainConfig, autocast_dtype, soft_targets: SoftTargets | None = None) -> float:
     """One optimiser step on one batch (this process's share of it); returns the batch's mean loss.
-    `trained_model` is `model`, or the DDP wrapper around it that averages gradients over processes."""
+    `trained_model` is `model`, or the DDP wrapper around it that averages gradients over processes;
+    `soft_targets`: the teachers' for this batch when distilling."""
     def batch_loss() -> torch.Tensor:
-        return classification_loss(trained_model, inputs, labels, autocast_dtype, config.rdrop_alpha)
+        return classification_loss(trained_model, inputs, labels, autocast_dtype, config.rdrop_alpha, soft_targets)
 
     optimizer.zero_grad(set_to_none=True)
     loss_sum = batch_loss()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bertserve.data.datasets import (Dataset, describe_split, fingerprint, label_counts, load_dataset, parse_label_names,
                                      unseen_positions)
@@ -20,6 +20,7 @@ class EvalSet:
     ids: list[list[int]]
     gold: list[int]
     leakage_free: list[int] | None = None  # positions whose text does not occur in train (the test split only)
+    texts: list[str] = field(default_factory=list)  # the raw texts, for teachers with their own tokenizer
 
 
 @dataclass
@@ -28,6 +29,7 @@ class TrainingData:
     train_ids: list[list[int]]
     train_gold: list[int]
     eval_sets: dict[str, EvalSet]  # "dev" and "test", where the data has them
+    train_texts: list[str] = field(default_factory=list)  # the raw texts of train_ids, in the same order
 
     @property
     def label_names(self) -> list[str]:
@@ -73,7 +75,9 @@ def load_training_data(config: TrainConfig, tokenizer: BertTokenizer) -> Trainin
             keep = sorted(random.Random(config.seed).sample(range(len(examples)), config.max_eval_examples))
             examples = [examples[index] for index in keep]
         leakage_free = unseen_positions(examples, dataset.splits["train"].texts) if split == "test" else None
-        eval_sets[split] = EvalSet(tokenizer.token_ids([example.text for example in examples]),
-                                   [label_index[example.label] for example in examples], leakage_free)
-    return TrainingData(dataset, tokenizer.token_ids([example.text for example in train_examples]),
-                        [label_index[example.label] for example in train_examples], eval_sets)
+        texts = [example.text for example in examples]
+        eval_sets[split] = EvalSet(tokenizer.token_ids(texts), [label_index[example.label] for example in examples],
+                                   leakage_free, texts)
+    train_texts = [example.text for example in train_examples]
+    return TrainingData(dataset, tokenizer.token_ids(train_texts), [label_index[example.label] for example in train_examples],
+                        eval_sets, train_texts)
