@@ -1,6 +1,9 @@
-"""Closed-loop gRPC load: TF Serving's `PredictionService/Predict` with one text per call, the
-gRPC twin of `loadgen.run_level` (same budget, warm-up, result row), for `bertserve bench
---protocols rest,grpc`.
+"""Closed-loop gRPC load, the gRPC twin of `loadgen.run_level` (same budget, warm-up, result row),
+for `bertserve bench --protocols grpc,v2grpc`: one text per call, over
+
+    grpc    TF Serving's `PredictionService/Predict` with a DT_STRING "text" tensor
+    v2grpc  the Open Inference Protocol's `GRPCInferenceService/ModelInfer` with a BYTES "text"
+            tensor in raw_input_contents (what tritonclient.grpc sends)
 
     result = asyncio.run(run_grpc_level(GrpcTarget("bertserve-grpc", "127.0.0.1:8500", "m"), texts, 8, 10.0))
 
@@ -21,8 +24,11 @@ import grpc
 from bertserve.bench.loadgen import LOOPBACK_HOSTS, REQUEST_TIMEOUT_SECONDS, LevelResult, _Budget, drive_closed_loop
 from bertserve.errors import ConfigError
 
-PREDICT_METHOD = "/tensorflow.serving.PredictionService/Predict"
-EXPECTED_OUTPUT = b"probabilities"
+METHODS = {  # protocol -> the method each call goes to
+    "grpc": "/tensorflow.serving.PredictionService/Predict",
+    "v2grpc": "/inference.GRPCInferenceService/ModelInfer",
+}
+EXPECTED_OUTPUT = b"probabilities"  # the output's name, in every answer of both protocols
 
 
 @dataclass(frozen=True)
@@ -30,6 +36,7 @@ class GrpcTarget:
     name: str
     address: str  # host:port
     model: str
+    protocol: str = "grpc"  # a key of METHODS
 
     def checked_address(self) -> str:
         host = self.address.rsplit(":", 1)[0].strip("[]")
@@ -38,20 +45,29 @@ class GrpcTarget:
         return self.address
 
 
-def request_bytes(model: str, text: str) -> bytes:
-    from bertserve.serving.grpc import tensors
+def request_bytes(target: GrpcTarget, text: str) -> bytes:
     from bertserve.serving.grpc.protos import load
+
+    if target.protocol == "v2grpc":
+        from bertserve.serving.v2.tensors import BYTES, join_bytes
+
+        v2, _ = load("grpc_predict_v2")
+        request = v2.ModelInferRequest(model_name=target.model, raw_input_contents=[join_bytes([text.encode("utf-8")])])
+        request.inputs.add(name="text", datatype=BYTES, shape=[1])
+        request.outputs.add(name=EXPECTED_OUTPUT.decode())
+        return request.SerializeToString()
+    from bertserve.serving.grpc import tensors
 
     serving, _ = load("tensorflow_serving")
     request = serving.PredictRequest()
-    request.model_spec.name = model
+    request.model_spec.name = target.model
     request.inputs["text"].CopyFrom(tensors.string_tensor([text]))
     return request.SerializeToString()
 
 
-async def _client(address: str, budget: _Budget, result: LevelResult, record: bool) -> None:
+async def _client(address: str, method: str, budget: _Budget, result: LevelResult, record: bool) -> None:
     async with grpc.aio.insecure_channel(address) as channel:
-        predict = channel.unary_unary(PREDICT_METHOD, request_serializer=None, response_deserializer=None)
+        predict = channel.unary_unary(method, request_serializer=None, response_deserializer=None)
         while (request := budget.next_request()) is not None:
             started = time.perf_counter()
             try:
@@ -81,10 +97,10 @@ async def run_grpc_level(
     server_pid: int | None = None,
 ) -> LevelResult:
     """`loadgen.run_level` over gRPC: same bounds, warm-up and result fields."""
-    address = target.checked_address()
-    requests = [request_bytes(target.model, text) for text in texts]
+    address, method = target.checked_address(), METHODS[target.protocol]
+    requests = [request_bytes(target, text) for text in texts]
     return await drive_closed_loop(
-        lambda budget, result, record: _client(address, budget, result, record),
+        lambda budget, result, record: _client(address, method, budget, result, record),
         requests, LevelResult(target.name, concurrency, text_mode),
         duration=duration, max_requests=max_requests, warmup_seconds=warmup_seconds, server_pid=server_pid,
     )

@@ -10,9 +10,11 @@ DESCRIPTION = """Replay real texts (ChnSentiCorp dev, or any file) against a run
 clients at each --concurrency (raw HTTP/1.1 keep-alive connections, loopback only), and print
 p50/p90/p99 latency and throughput. In the same run, optionally:
 
-  --protocols rest,grpc,v2   the server over TF Serving's REST API (rest, the default) and/or its
+  --protocols rest,grpc,v2,v2grpc
+                             the server over TF Serving's REST API (rest, the default) and/or its
                              gRPC API (grpc: Predict with a DT_STRING text at --grpc-url) and/or the
-                             Open Inference Protocol over REST (v2: /v2/models/M/infer), same texts
+                             Open Inference Protocol over REST (v2: /v2/models/M/infer) and/or over
+                             gRPC (v2grpc: ModelInfer with a BYTES text at --grpc-url), same texts
   --engine-dir VERSION_DIR   the engine's own limit: the same texts in batches of
                              min(concurrency, --max-batch-size) through the runtime in-process
   --peers naive,ray,litserve other servers on the same model, started as subprocesses:
@@ -35,6 +37,7 @@ examples:
   bertserve bench --url http://127.0.0.1:8501 --model m --concurrency 1,4 --requests 200
   bertserve bench --url http://127.0.0.1:8501 --model m --protocols rest,grpc --grpc-url 127.0.0.1:8500
   bertserve bench --url http://127.0.0.1:8501 --model m --protocols rest,v2 --concurrency 1,8
+  bertserve bench --url http://127.0.0.1:8501 --model m --protocols rest,grpc,v2,v2grpc --grpc-url 127.0.0.1:8500
 """
 
 
@@ -58,7 +61,8 @@ def _peer_list(text: str) -> tuple[str, ...]:
     return names
 
 
-PROTOCOLS = ("rest", "grpc", "v2")
+PROTOCOLS = ("rest", "grpc", "v2", "v2grpc")
+GRPC_TARGETS = {"grpc": "bertserve-grpc", "v2grpc": "bertserve-v2grpc"}  # gRPC protocol -> its row in the table
 
 
 def _protocol_list(text: str) -> tuple[str, ...]:
@@ -107,8 +111,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--url", required=True, help="server to load, e.g. http://127.0.0.1:8501 (loopback only)")
     parser.add_argument("--model", required=True, help="model name in /v1/models/NAME:predict")
     parser.add_argument("--protocols", type=_protocol_list, default=("rest",),
-                        help="which APIs of the server to load, comma-separated: rest, grpc, v2 (default: rest)")
-    parser.add_argument("--grpc-url", help="gRPC address for --protocols grpc (default: --url's host, port 8500)")
+                        help="which APIs of the server to load, comma-separated: rest, grpc, v2, v2grpc (default: rest)")
+    parser.add_argument("--grpc-url", help="gRPC address for --protocols grpc and v2grpc (default: --url's host, port 8500)")
     parser.add_argument("--data", help="TSV with text_a, text file (one per line) or dataset folder (dev.tsv); default: built-in reviews")
     parser.add_argument("--texts", choices=("all", "median"), default="all",
                         help="all: replay every text in order (default); median: only the median-length text")
@@ -185,10 +189,10 @@ def run(args: argparse.Namespace) -> int:
         load(server, args.server_pid)
     if "v2" in args.protocols:  # the Open Inference Protocol over REST, same port, same texts
         load(Target("bertserve-v2", server.url, f"/v2/models/{args.model}/infer", protocol="v2"), args.server_pid)
-    if "grpc" in args.protocols:
+    for protocol in (name for name in GRPC_TARGETS if name in args.protocols):
         from bertserve.bench.grpc_load import GrpcTarget, run_grpc_level
 
-        grpc_target = GrpcTarget("bertserve-grpc", args.grpc_url or f"{server.host_port[0]}:8500", args.model)
+        grpc_target = GrpcTarget(GRPC_TARGETS[protocol], args.grpc_url or f"{server.host_port[0]}:8500", args.model, protocol)
         for concurrency in args.concurrency:
             show(asyncio.run(run_grpc_level(grpc_target, texts, concurrency, duration, args.requests, args.warmup,
                                             args.texts, args.server_pid)))
