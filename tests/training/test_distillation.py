@@ -3,6 +3,7 @@ R-Drop, and the teachers (an export version folder, a run folder) as sources of 
 
 from __future__ import annotations
 
+import json
 import math
 import re
 
@@ -171,3 +172,38 @@ def test_set_up_records_fingerprints_and_resume_refuses_a_changed_teacher(tmp_pa
         set_up_distillation(recorded, data, device, None, resume=True)
     assert str(error.value) == (f"--resume: teacher {teacher} changed since this run started (its fingerprint differs "
                                 "from config.json); the soft targets would not be the same")
+
+
+def test_an_interrupted_distilled_run_resumes_with_the_same_soft_targets(tmp_path, monkeypatch, small_data, tiny_pretrained,
+                                                                          tiny_export):
+    from bertserve.training import distillation, loop, plots
+
+    monkeypatch.setattr(plots, "write_plots", lambda output: None)  # seconds of matplotlib this test does not need
+    flags = dict(data=str(small_data), pretrained=str(tiny_pretrained), epochs=2, batch_size=8, learning_rate=5e-3,
+                 max_seq_length=16, precision="fp32", seed=3, teachers=[str(tiny_export)], distill_alpha=0.8,
+                 max_train_examples=16, max_eval_examples=8)
+    reference = loop.train(build_config(flags={**flags, "output": str(tmp_path / "reference")}, environ={}))
+
+    output = tmp_path / "interrupted"
+    real_end_epoch = loop.end_epoch
+
+    def end_epoch_then_crash_in_epoch_2(output_folder, model, tokenizer, data, progress, *rest):
+        if progress.epoch == 2:
+            raise KeyboardInterrupt  # after epoch 1's checkpoint, before epoch 2 is scored
+        return real_end_epoch(output_folder, model, tokenizer, data, progress, *rest)
+
+    monkeypatch.setattr(loop, "end_epoch", end_epoch_then_crash_in_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        loop.train(build_config(flags={**flags, "output": str(output)}, environ={}))
+    monkeypatch.setattr(loop, "end_epoch", real_end_epoch)
+    monkeypatch.setattr(distillation, "_REMEMBERED", {})  # a new process: the teacher reads the texts again
+    recorded = build_config(output / "config.json", {"output": str(output)}, environ={})
+    resumed = loop.train(recorded, resume=True)
+
+    assert recorded.teacher_fingerprints == (open_teacher(str(tiny_export)).fingerprint,)
+    assert resumed["teacher_dev_accuracy"] == reference["teacher_dev_accuracy"]
+    history = [json.loads(line) for line in (output / "history.jsonl").read_text().splitlines()]
+    expected = [json.loads(line) for line in (tmp_path / "reference" / "history.jsonl").read_text().splitlines()]
+    assert [record["epoch"] for record in history] == [1, 2]
+    for got, want in zip(history, expected):
+        assert got["loss_curve"] == pytest.approx(want["loss_curve"], abs=1e-5)
