@@ -9,6 +9,9 @@ A version folder (written by `bertserve export`, read by `bertserve serve`):
     model_card.md   export_config.json   manifest.json
   or, for an ensemble, members/0/, members/1/, ... (each: the model file(s) + export_config.json)
   in place of the model file(s).
+  An OpenVINO int8 export made with `--fp32-variant` also holds variants/fp32/model.xml + model.bin:
+  the same model unquantised, which the server runs instead where it measures faster (CPUs without
+  int8 dot-product instructions).
 
 Every module that reads or writes one of these names imports it from here.
 """
@@ -42,6 +45,8 @@ SIGNATURE_FILE = "signature.json"
 EXPORT_CONFIG_FILE = "export_config.json"
 MANIFEST_FILE = "manifest.json"
 MEMBERS_DIR = "members"  # ensemble versions: members/<index>/ holds one member's model and export_config.json
+VARIANTS_DIR = "variants"  # variants/<name>/model.xml + model.bin: the same model at another precision
+FP32_VARIANT = "fp32"
 
 # Tokenizer folder (inside both).
 VOCAB_FILE = "vocab.txt"

@@ -115,3 +115,49 @@ def test_serving_an_openvino_export_imports_neither_torch_nor_nncf(openvino_expo
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_fp32_variant_sits_beside_the_int8_model_and_the_tuner_measures_both(tiny_run, tiny_export, tmp_path, capsys):
+    from bertserve.inference.engines import available_variants, create_engine
+    from bertserve.inference.manifest import verify_folder
+    from bertserve.inference.tuning import TuningOptions
+
+    base = tmp_path / "base"
+    assert main(["export", "--run", str(tiny_run), "--base-path", str(base), "--version", "1", "--fp32-variant"]) == 0
+    folder = base / "1"
+    assert "openvino int8" in capsys.readouterr().out
+    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    assert {"model.xml", "model.bin", "variants/fp32/model.xml", "variants/fp32/model.bin"} <= set(manifest["files"])
+    verify_folder(folder)  # the variant's .bin is allowed beside its .xml; checksums hold
+    config = json.loads((folder / "export_config.json").read_text(encoding="utf-8"))
+    variant = config["variants"]["fp32"]
+    assert variant["path"] == "variants/fp32/model.xml" and variant["parity_max_abs_diff"] <= 1e-4
+    assert config["model_bytes"] == sum((folder / name).stat().st_size for name in (
+        "model.xml", "model.bin", "variants/fp32/model.xml", "variants/fp32/model.bin"))
+    assert available_variants(folder) == ["fp32"]
+    # The variant is the unquantised model: it agrees with the fp32 ONNX export to 1e-4.
+    reference = ExportedModel.load(tiny_export, threads=1).predict_texts(TEXTS)
+    engine = create_engine(folder, variant="fp32", threads=1)
+    assert engine.settings["model"] == "variants/fp32" and engine.path == folder / "variants" / "fp32" / "model.xml"
+    # Loaded through the tuner, both models are measured (the variant first: the most precise).
+    model = ExportedModel.load(folder, tuning=TuningOptions(cache_dir=tmp_path / "cache", threads=1))
+    trials = model.engine.tuning["trials"]
+    assert [trial["variant"] for trial in trials] == ["fp32", None]
+    assert all(trial["ms"] is not None for trial in trials)
+    assert np.abs(model.predict_texts(TEXTS) - reference).max() <= 5e-2
+    with pytest.raises(ExportError, match="no variants/bf16/model.xml"):
+        create_engine(folder, variant="bf16")
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--format", "onnx", "--quantize", "int8", "--fp32-variant"], "--fp32-variant adds an fp32 twin"),
+        (["--format", "openvino", "--quantize", "none", "--fp32-variant"], "--fp32-variant adds an fp32 twin"),
+    ],
+)
+def test_fp32_variant_needs_a_reduced_openvino_export(tiny_run, tmp_path, capsys, extra, message):
+    code = main(["export", "--run", str(tiny_run), "--base-path", str(tmp_path / "base"), "--version", "1", *extra])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("bertserve: error: ") and message in err and err.count("\n") == 1

@@ -25,6 +25,10 @@ def test_candidates_follow_the_cpu_and_the_pins():
     pinned = TuningOptions(precision="bf16", threads=1)
     assert candidates("openvino", pinned, cores=8, bf16=True) == [Candidate("bf16", "LATENCY", 1, None)]
     assert candidates("onnxruntime", plain, cores=4, bf16=True) == [Candidate(None, "LATENCY", 4), Candidate(None, "LATENCY", 2)]
+    # An export with an fp32 twin: the twin first (the most precise), then the main (int8) model.
+    assert candidates("openvino", plain, cores=2, bf16=True, variants=["fp32"]) == [
+        Candidate("fp32", "LATENCY", 2, None, "fp32"), Candidate("bf16", "LATENCY", 2, None, "fp32"),
+        Candidate("fp32", "LATENCY", 2, None), Candidate("bf16", "LATENCY", 2, None)]
 
 
 @pytest.mark.parametrize(

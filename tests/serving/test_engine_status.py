@@ -32,7 +32,7 @@ def test_metadata_and_metrics_show_the_engine_settings(base, tmp_path):
     assert {key: engine[key] for key in ("engine", "precision", "hint", "threads", "streams")} == {
         "engine": "onnxruntime", "precision": "graph", "hint": "LATENCY", "threads": 1, "streams": 1}
     assert engine["tuning"]["source"] == "only-candidate"
-    assert ('bertserve_engine_config{engine="onnxruntime",hint="LATENCY",model="tiny",precision="graph",'
+    assert ('bertserve_engine_config{engine="onnxruntime",hint="LATENCY",model="tiny",model_file="main",precision="graph",'
             'source="only-candidate",streams="1",threads="1",version="1"} 1.0') in metrics
 
 

@@ -26,6 +26,10 @@ split; export_config.json records both accuracies and the number of dev texts. A
 control (sensitive layers back in fp32); if still over, a WARNING line and
 "accuracy_within_bound": false, or an error with --strict-accuracy. No dev data: skipped.
 
+Int8 is not faster on every CPU (on AVX2 without VNNI the fp32 graph can win): --fp32-variant also
+writes the unquantised IR (variants/fp32/, ~4x the int8 model's size); the server measures both at
+load and runs the faster (its choice is in the model status and /metrics).
+
 Ensemble: give --run several times (same labels and tokenizer). One version folder holds every
 member under members/<index>/ and serves the mean of their probabilities.
 
@@ -41,6 +45,7 @@ examples:
   bertserve export --run runs/x --base-path models/x --format openvino --quantize int8 --calibration-data texts.txt
   bertserve export --run runs/chnsenticorp --base-path models/chnsenticorp --version 2 --force
   bertserve export --run runs/chnsenticorp --base-path models/chnsenticorp --max-accuracy-drop 1.0 --strict-accuracy
+  bertserve export --run runs/chnsenticorp --base-path models/chnsenticorp --fp32-variant
   bertserve export --run runs/seed1 --run runs/seed2 --run runs/seed3 --base-path models/ensemble
   bertserve serve --model_name chnsenticorp --model_base_path models/chnsenticorp
 """
@@ -104,6 +109,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--strict-accuracy", action="store_true",
         help="fail (no version folder) when the dev accuracy drop stays over --max-accuracy-drop",
     )
+    parser.add_argument(
+        "--fp32-variant", action="store_true",
+        help="openvino int8/bf16: also write the fp32 IR (variants/fp32/); the server runs whichever it measures faster",
+    )
     parser.add_argument("--opset", type=int, default=17, help="ONNX opset, 14-20 (default: 17)")
     parser.add_argument("--force", action="store_true", help="replace BASE/<version> if it exists")
     parser.add_argument(
@@ -129,6 +138,7 @@ def run(args: argparse.Namespace) -> int:
         calibration_size=args.calibration_size,
         max_accuracy_drop=args.max_accuracy_drop,
         strict_accuracy=args.strict_accuracy,
+        fp32_variant=args.fp32_variant,
     )
     result = export_runs(args.run, args.base_path, settings)
     print(result.summary())

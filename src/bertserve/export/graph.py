@@ -24,7 +24,7 @@ from bertserve.export.dev_split import DevSplit
 from bertserve.export.onnx import export_torchscript, optimize_graph, quantize_graph
 from bertserve.export.parity import FP32_TOLERANCE, REDUCED_TOLERANCE, max_difference, torch_probabilities
 from bertserve.inference.engines import OnnxRuntimeEngine, OpenVinoEngine
-from bertserve.layout import ONNX_MODEL_FILE, OPENVINO_MODEL_FILE
+from bertserve.layout import FP32_VARIANT, ONNX_MODEL_FILE, OPENVINO_MODEL_FILE, OPENVINO_WEIGHTS_FILE, VARIANTS_DIR
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +61,21 @@ def build_openvino_graph(
     tolerance = FP32_TOLERANCE if settings.quantize == "none" else REDUCED_TOLERANCE
     return {"optimized": True, "fused_operators": {}, "parity_max_abs_diff": difference, "parity_tolerance": tolerance,
             "engine": {"format": "openvino", "inference_precision": precision}, **facts}
+
+
+def build_fp32_variant(plain: Path, folder: Path, inputs: dict[str, np.ndarray], expected: np.ndarray) -> dict[str, Any]:
+    """`--fp32-variant`: write the unquantised IR to `folder/variants/fp32/` beside the int8 model.
+    Int8 is not faster everywhere: on an AVX2 CPU without VNNI the fp32 IR of m3e-small took ~20 %
+    less CPU per call than its int8 IR (docs/benchmarks.md), so the server measures both at load."""
+    from bertserve.export.openvino import write_openvino_model
+
+    variant = folder / VARIANTS_DIR / FP32_VARIANT
+    variant.mkdir(parents=True)
+    write_openvino_model(plain, variant, "none", [])
+    difference = openvino_parity(variant, "fp32", inputs, expected, "none")
+    size = sum((variant / name).stat().st_size for name in (OPENVINO_MODEL_FILE, OPENVINO_WEIGHTS_FILE))
+    return {FP32_VARIANT: {"path": f"{VARIANTS_DIR}/{FP32_VARIANT}/{OPENVINO_MODEL_FILE}", "inference_precision": "fp32",
+                           "parity_max_abs_diff": difference, "model_bytes": size}}
 
 
 def build_onnx_graph(
@@ -144,6 +159,8 @@ def build_model_graph(
             if settings.quantize == "int8" and dev is not None and dev.label_ids:
                 recover = openvino_recovery(plain, folder, settings, calibration or [], run.tokenizer, dev, facts,
                                             inputs, expected)
+            if getattr(settings, "fp32_variant", False):
+                facts["variants"] = build_fp32_variant(plain, folder, inputs, expected)
         else:
             facts |= build_onnx_graph(plain, folder, settings, model.config, inputs, expected)
             load = lambda: OnnxRuntimeEngine(folder / ONNX_MODEL_FILE)  # noqa: E731

@@ -78,6 +78,7 @@ class ExportSettings:
     calibration_size: int = 300  # static int8: calibration texts used (NNCF's default subset size)
     max_accuracy_drop: float = DEFAULT_MAX_ACCURACY_DROP  # int8/bf16: dev accuracy points allowed below fp32
     strict_accuracy: bool = False  # over the bound after recovery: an error instead of a warning
+    fp32_variant: bool = False  # openvino int8/bf16: also write the fp32 IR (variants/fp32/); the server runs whichever it measures faster
 
 
 @dataclass
@@ -135,6 +136,9 @@ def check_settings(settings: ExportSettings) -> None:
         raise ExportError(f"--format must be one of {list(FORMAT_CHOICES)}, got {settings.format!r}")
     if settings.quantize == "bf16" and settings.format != "openvino":
         raise ExportError("--quantize bf16 needs --format openvino (ONNX Runtime has no fast bf16 path on CPU)")
+    if settings.fp32_variant and (settings.format != "openvino" or settings.quantize == "none"):
+        raise ExportError("--fp32-variant adds an fp32 twin to an OpenVINO int8 or bf16 export; "
+                          "it needs --format openvino and --quantize int8 or bf16")
     if settings.calibration_size < 1:
         raise ExportError(f"--calibration-size must be a positive integer, got {settings.calibration_size}")
     if settings.calibration_data is not None:
@@ -183,6 +187,7 @@ def export_member(run: Any, folder: Path, settings: ExportSettings) -> dict[str,
     facts = build_model_graph(run, folder, settings, inputs, calibration, dev)
     facts["calibration_source"] = calibration_source
     facts["model_bytes"] = sum((folder / name).stat().st_size for name in model_files(settings))
+    facts["model_bytes"] += sum(variant["model_bytes"] for variant in facts.get("variants", {}).values())
     return facts
 
 
@@ -262,6 +267,8 @@ def export_runs(run_dirs: Sequence[Path | str], base_path: Path | str, settings:
     exists = f"{target} already exists; pass --force to replace it or choose another --version"
     if target.exists() and not settings.force:
         raise ExportError(exists)
+    if settings.fp32_variant and len(run_dirs) > 1:
+        raise ExportError("--fp32-variant is for a single run; an ensemble's members carry no variants")
     runs = [load_run(Path(run_dir)) for run_dir in run_dirs]
     check_members_agree(runs)
     try:

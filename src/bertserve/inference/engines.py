@@ -32,7 +32,8 @@ from typing import Any, Protocol, Sequence
 import numpy as np
 
 from bertserve.errors import ExportError
-from bertserve.layout import EXPORT_CONFIG_FILE, ONNX_MODEL_FILE, OPENVINO_MODEL_FILE, OPENVINO_WEIGHTS_FILE
+from bertserve.layout import (EXPORT_CONFIG_FILE, ONNX_MODEL_FILE, OPENVINO_MODEL_FILE, OPENVINO_WEIGHTS_FILE,
+                              VARIANTS_DIR)
 
 logger = logging.getLogger(__name__)
 
@@ -269,6 +270,14 @@ def resolve_engine_kind(version_dir: Path, engine: str = "auto") -> str:
     raise ExportError(f"{version_dir}: neither {ONNX_MODEL_FILE} nor {OPENVINO_MODEL_FILE} found; re-export the model")
 
 
+def available_variants(version_dir: Path | str) -> list[str]:
+    """The other-precision twins an OpenVINO export carries (`variants/<name>/model.xml`), sorted."""
+    folder = Path(version_dir) / VARIANTS_DIR
+    if not (Path(version_dir) / OPENVINO_MODEL_FILE).is_file() or not folder.is_dir():
+        return []
+    return sorted(child.name for child in folder.iterdir() if (child / OPENVINO_MODEL_FILE).is_file())
+
+
 def create_engine(
     version_dir: Path | str,
     engine: str = "auto",
@@ -281,6 +290,7 @@ def create_engine(
     cache_dir: Path | str | None = None,
     cpu_pinning: bool = False,
     spinning: bool = False,
+    variant: str | None = None,
 ) -> Engine:
     """The engine for an export version folder.
 
@@ -288,9 +298,20 @@ def create_engine(
     "openvino" also runs a `model.onnx` (OpenVINO reads ONNX; the fused graph's ONNX Runtime
     contrib ops may not load, export with --no-optimize then). `inference_precision=None` uses
     what the export recorded (a bf16 export says "bf16"), else fp32. `device="cuda"` needs ONNX
-    Runtime with its CUDA provider. `cpu_pinning` applies to OpenVINO, `spinning` to ONNX Runtime."""
+    Runtime with its CUDA provider. `cpu_pinning` applies to OpenVINO, `spinning` to ONNX Runtime.
+    `variant` ("fp32"): run `variants/<variant>/model.xml` (an OpenVINO export's unquantised twin,
+    see `available_variants`) instead of the main model."""
     version_dir = Path(version_dir)
     engine = resolve_engine_kind(version_dir, engine)
+    if variant is not None:
+        if engine != "openvino" or variant not in available_variants(version_dir):
+            raise ExportError(f"{version_dir}: no {VARIANTS_DIR}/{variant}/{OPENVINO_MODEL_FILE} for the OpenVINO engine; "
+                              "re-export with --fp32-variant")
+        built = OpenVinoEngine(version_dir / VARIANTS_DIR / variant / OPENVINO_MODEL_FILE, threads=threads,
+                               performance_hint=performance_hint, inference_precision=inference_precision or "fp32",
+                               num_streams=num_streams, cache_dir=cache_dir, cpu_pinning=cpu_pinning)
+        built.settings["model"] = f"{VARIANTS_DIR}/{variant}"
+        return built
     onnx_file, openvino_file = version_dir / ONNX_MODEL_FILE, version_dir / OPENVINO_MODEL_FILE
     if engine == "onnxruntime":
         if not onnx_file.is_file():

@@ -15,7 +15,7 @@ refused even when verification is off.
 One exception, by exact name: an OpenVINO export's IR is `model.xml` (the graph) plus `model.bin`
 (its weights: raw tensor bytes that the XML addresses by offset and size; OpenVINO never
 unpickles or executes it). So `model.xml` is allowed at the top of the folder (or of an ensemble
-member's folder, `members/<index>/`), and `model.bin` only there and only beside `model.xml`; any
+member's folder, `members/<index>/`, or of a precision variant's, `variants/<name>/`), and `model.bin` only there and only beside `model.xml`; any
 other `.bin` (e.g. `pytorch_model.bin`, a pickle) is still refused.
 """
 
@@ -27,15 +27,17 @@ from typing import Any
 
 from bertserve.errors import ExportError
 from bertserve.files import read_json, sha256_of, write_json_atomic
-from bertserve.layout import MANIFEST_FILE, MEMBERS_DIR, OPENVINO_MODEL_FILE, OPENVINO_WEIGHTS_FILE
+from bertserve.layout import MANIFEST_FILE, MEMBERS_DIR, OPENVINO_MODEL_FILE, OPENVINO_WEIGHTS_FILE, VARIANTS_DIR
 
 MANIFEST_FORMAT = 1
 ALLOWED_SUFFIXES = frozenset({".onnx", ".json", ".txt", ".md"})
 
 
 def model_folder(parent: Path) -> bool:
-    """The version folder itself, or an ensemble member's `members/<index>`."""
+    """The version folder itself, an ensemble member's `members/<index>`, or a variant's `variants/<name>`."""
     parts = parent.parts
+    if len(parts) == 2 and parts[0] == VARIANTS_DIR:
+        return parts[1].isidentifier()
     return not parts or (len(parts) == 2 and parts[0] == MEMBERS_DIR and parts[1].isdigit())
 
 

@@ -11,6 +11,9 @@ max |dp| <= the export's `parity_tolerance`):
   and THROUGHPUT (one stream per batch thread) when the batcher runs several batches at once;
   all cores, and half of them on machines with 4 or more.
 - ONNX Runtime: the thread count (its precision is the graph's own).
+- An int8 export made with `--fp32-variant` also offers its unquantised twin (`variants/fp32/`),
+  tried first as the most precise: int8 loses to fp32 on CPUs without int8 dot-product
+  instructions (AVX2 without VNNI), and wins where they exist.
 
 The choice is cached per CPU model/flags + export checksum + library versions + pins in a folder
 the user can set (`--engine_tuning_cache`, default ~/.cache/bertserve/engine-tuning), so the next
@@ -47,6 +50,7 @@ from bertserve.inference.engines import (
     PERFORMANCE_HINTS,
     Engine,
     create_engine,
+    available_variants,
     export_engine_settings,
     resolve_engine_kind,
 )
@@ -110,12 +114,13 @@ class Candidate:
     hint: str = "LATENCY"
     threads: int | None = None
     streams: int | None = None
+    variant: str | None = None  # OpenVINO only: "fp32" runs variants/fp32/ instead of the main model
 
     def engine_options(self, kind: str) -> dict[str, Any]:
         if kind == "onnxruntime":
             return {"threads": self.threads}
         return {"threads": self.threads, "performance_hint": self.hint, "inference_precision": self.precision,
-                "num_streams": self.streams}
+                "num_streams": self.streams, "variant": self.variant}
 
 
 @dataclass
@@ -198,8 +203,9 @@ def library_versions(kind: str) -> dict[str, str]:
     return versions
 
 
-def candidates(kind: str, options: TuningOptions, cores: int, bf16: bool) -> list[Candidate]:
-    """The configurations worth trying for engine `kind` on this CPU, the most precise first."""
+def candidates(kind: str, options: TuningOptions, cores: int, bf16: bool, variants: Sequence[str] = ()) -> list[Candidate]:
+    """The configurations worth trying for engine `kind` on this CPU, the most precise first
+    (`variants`: the export's other-precision twins, e.g. ["fp32"]; they come before the main model)."""
     threads = [options.threads] if options.threads else sorted({cores, *([cores // 2] if cores >= 4 else [])}, reverse=True)
     if kind == "onnxruntime":
         return [Candidate(precision=None, hint="LATENCY", threads=count) for count in threads]
@@ -212,11 +218,12 @@ def candidates(kind: str, options: TuningOptions, cores: int, bf16: bool) -> lis
     else:
         hints = ["LATENCY", *(["THROUGHPUT"] if options.batch_threads > 1 else [])]
     found = []
-    for precision in precisions:
-        for hint in hints:
-            streams = options.num_streams or (options.batch_threads if hint == "THROUGHPUT" else None)
-            for count in threads:
-                found.append(Candidate(precision=precision, hint=hint, threads=count, streams=streams))
+    for variant in [*variants, None]:
+        for precision in precisions:
+            for hint in hints:
+                streams = options.num_streams or (options.batch_threads if hint == "THROUGHPUT" else None)
+                for count in threads:
+                    found.append(Candidate(precision=precision, hint=hint, threads=count, streams=streams, variant=variant))
     return found
 
 
@@ -257,7 +264,8 @@ def load_tuned_engine(
     if not options.enabled or device.lower() != "cpu":
         return _pinned(version_dir, kind, options, device, started, engine_options)
     cpu = cpu_description()
-    found = candidates(kind, options, cpu["cores"], kind == "openvino" and bf16_supported(cpu))
+    variants = available_variants(version_dir) if kind == "openvino" else []
+    found = candidates(kind, options, cpu["cores"], kind == "openvino" and bf16_supported(cpu), variants)
     # The candidate's settings win over any given in engine_options (cache_dir, cpu_pinning, ... pass through).
     build = lambda candidate: create_engine(version_dir, kind, device=device, **{**engine_options, **candidate.engine_options(kind)})
     if len(found) == 1:

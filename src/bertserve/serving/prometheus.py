@@ -17,7 +17,7 @@ Series (each server has its own registry, so tests can build many servers in one
     bertserve_batch_size{model}                        rows per engine call (how well batching works)
     bertserve_batch_queue_depth{model,version}         rows waiting for a batch, read at scrape time
     bertserve_loaded_versions{model}                   AVAILABLE versions, read at scrape time
-    bertserve_engine_config{model,version,engine,precision,hint,threads,streams,source}
+    bertserve_engine_config{model,version,engine,model_file,precision,hint,threads,streams,source}
                                                        = 1: the engine settings in use and whether they
                                                        were tuned, cached or pinned (inference/tuning.py)
 """
@@ -48,14 +48,17 @@ class _ManagerCollector(Collector):
         depth = GaugeMetricFamily("bertserve_batch_queue_depth", "Rows waiting for a batch.", labels=["model", "version"])
         loaded = GaugeMetricFamily("bertserve_loaded_versions", "AVAILABLE versions per model.", labels=["model"])
         engines = GaugeMetricFamily("bertserve_engine_config", "Engine settings in use (value 1).", labels=[
-            "model", "version", "engine", "precision", "hint", "threads", "streams", "source"])
+            "model", "version", "engine", "model_file", "precision", "hint", "threads", "streams", "source"])
         counts = {name: 0 for name in self.manager.model_names()}
         for servable in self.manager.loaded():
             depth.add_metric([servable.model_name, str(servable.version)], servable.batcher.queue_depth)
             engine = getattr(servable, "engine_config", None)
             if engine:
-                engines.add_metric([servable.model_name, str(servable.version), *(str(engine.get(name, "")) for name in (
-                    "engine", "precision", "hint", "threads", "streams")), str(engine.get("tuning", {}).get("source", ""))], 1)
+                # model_file: "main", or the precision variant run instead (variants/fp32).
+                engines.add_metric([servable.model_name, str(servable.version), str(engine.get("engine", "")),
+                                    str(engine.get("model", "main")), *(str(engine.get(name, "")) for name in (
+                                        "precision", "hint", "threads", "streams")),
+                                    str(engine.get("tuning", {}).get("source", ""))], 1)
             counts[servable.model_name] = counts.get(servable.model_name, 0) + 1
         for name, count in counts.items():
             loaded.add_metric([name], count)
