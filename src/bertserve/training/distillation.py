@@ -159,20 +159,20 @@ def set_up_distillation(config: TrainConfig, data: TrainingData, device: torch.d
         raise ConfigError(f"--resume: teacher {', '.join(changed) or config.teachers} changed since this run started "
                           "(its fingerprint differs from config.json); the soft targets would not be the same")
 
-    def mean_probabilities(texts: Sequence[str]) -> np.ndarray:
-        return np.mean([teacher_probabilities(teacher, texts, config, device, autocast_dtype) for teacher in teachers], axis=0)
-
-    probabilities = mean_probabilities(data.train_texts)
-    # Probabilities of exactly 0 (an int8 engine's softmax can underflow) would make log-targets -inf.
-    log_probabilities = torch.from_numpy(np.log(np.maximum(probabilities, np.finfo(np.float32).tiny)))
-    dev_accuracy = None
-    dev = data.eval_sets.get("dev")
-    if dev is not None and dev.gold:
-        predicted = mean_probabilities(dev.texts).argmax(axis=1)
-        dev_accuracy = float(np.mean(predicted == np.asarray(dev.gold)))
-        log.info("teacher%s dev accuracy %.4f (%d texts), the figure the student's dev accuracy compares with",
-                 "s' mean" if len(teachers) > 1 else "", dev_accuracy, len(dev.gold))
     log.info("distilling from %d teacher(s): alpha %s, temperature %s", len(teachers), config.distill_alpha,
              config.distill_temperature)
+    dev = data.eval_sets.get("dev")
+    dev_texts = dev.texts if dev is not None else []
+    texts = [*data.train_texts, *dev_texts]  # one pass (one model load) per teacher
+    probabilities = np.mean([teacher_probabilities(teacher, texts, config, device, autocast_dtype) for teacher in teachers],
+                            axis=0)
+    train_probabilities, dev_probabilities = probabilities[: len(data.train_texts)], probabilities[len(data.train_texts) :]
+    # Probabilities of exactly 0 (an int8 engine's softmax can underflow) would make log-targets -inf.
+    log_probabilities = torch.from_numpy(np.log(np.maximum(train_probabilities, np.finfo(np.float32).tiny)))
+    dev_accuracy = None
+    if dev_texts:
+        dev_accuracy = float(np.mean(dev_probabilities.argmax(axis=1) == np.asarray(dev.gold)))
+        log.info("teacher%s dev accuracy %.4f (%d texts), the figure the student's dev accuracy compares with",
+                 "s' mean" if len(teachers) > 1 else "", dev_accuracy, len(dev.gold))
     distillation = Distillation(log_probabilities, config.distill_alpha, config.distill_temperature, dev_accuracy)
     return dataclasses.replace(config, teacher_fingerprints=fingerprints), distillation
