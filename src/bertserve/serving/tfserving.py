@@ -43,6 +43,7 @@ ID_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 OUTPUT_NAME = "probabilities"
 PREDICT_METHOD = "tensorflow/serving/predict"
 REGRESS_METHOD = "tensorflow/serving/regress"
+CLASSIFY_METHOD = "tensorflow/serving/classify"
 
 # TF Serving's path regexes (http_rest_api_util.cc), matched against the raw (undecoded) path.
 _PREDICT_PATH = re.compile(

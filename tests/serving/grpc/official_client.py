@@ -17,6 +17,7 @@ from tensorflow_serving.apis import (
     classification_pb2,
     get_model_metadata_pb2,
     get_model_status_pb2,
+    inference_pb2,
     model_service_pb2_grpc,
     predict_pb2,
     prediction_service_pb2_grpc,
@@ -53,6 +54,24 @@ def main() -> None:
         example.features.feature["text"].bytes_list.value.append(text.encode("utf-8"))
     response = prediction.Classify(request, timeout=30)
     answers["classify"] = [[[c.label, c.score] for c in result.classes] for result in response.result.classifications]
+
+    request = inference_pb2.MultiInferenceRequest()
+    request.tasks.add(method_name="tensorflow/serving/classify").model_spec.name = model
+    for text in texts:
+        example = request.input.example_list.examples.add()
+        example.features.feature["text"].bytes_list.value.append(text.encode("utf-8"))
+    response = prediction.MultiInference(request, timeout=30)
+    answers["multi_inference"] = [
+        [result.model_spec.name, result.model_spec.signature_name,
+         [[[c.label, c.score] for c in row.classes] for row in result.classification_result.classifications]]
+        for result in response.results]
+    request.tasks.add(method_name="tensorflow/serving/regress").model_spec.name = model
+    request.tasks[1].model_spec.signature_name = "ids"
+    try:
+        prediction.MultiInference(request, timeout=30)
+        answers["multi_inference_regress"] = "OK"
+    except grpc.RpcError as error:
+        answers["multi_inference_regress"] = error.code().name
 
     request = get_model_metadata_pb2.GetModelMetadataRequest()
     request.model_spec.name = model

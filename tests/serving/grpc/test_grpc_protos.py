@@ -23,7 +23,7 @@ OFFICIAL_MODULES = [
     "tensorflow_serving.apis.input_pb2", "tensorflow_serving.apis.classification_pb2",
     "tensorflow_serving.apis.regression_pb2", "tensorflow_serving.apis.get_model_metadata_pb2",
     "tensorflow_serving.apis.get_model_status_pb2", "tensorflow_serving.apis.model_management_pb2",
-    "tensorflow_serving.apis.status_pb2",
+    "tensorflow_serving.apis.status_pb2", "tensorflow_serving.apis.inference_pb2",
 ]
 
 
@@ -66,7 +66,7 @@ def test_the_fingerprint_follows_the_proto_files(tmp_path):
 def test_service_names_are_tf_servings():
     serving = OURS[2]
     services = {name: [m.name for m in service.methods] for name, service in serving.DESCRIPTOR.services_by_name.items()}
-    assert services == {"PredictionService": ["Classify", "Regress", "Predict", "GetModelMetadata"],
+    assert services == {"PredictionService": ["Classify", "Regress", "Predict", "MultiInference", "GetModelMetadata"],
                         "ModelService": ["GetModelStatus", "HandleReloadConfigRequest"]}
     assert serving.DESCRIPTOR.package == "tensorflow.serving"
 

@@ -77,6 +77,8 @@ def test_official_tensorflow_serving_client_gets_the_rest_probabilities(grpc_bas
     np.testing.assert_allclose(answers["input_ids"], rest, atol=1e-5)
     assert [[label for label, _ in row] for row in answers["classify"]] == [labels] * len(TEXTS)
     np.testing.assert_allclose([[score for _, score in row] for row in answers["classify"]], rest, atol=1e-5)
+    assert answers["multi_inference"] == [["tiny", "serving_default", answers["classify"]]]
+    assert answers["multi_inference_regress"] == "INVALID_ARGUMENT"
     assert answers["version"] == 1
     assert answers["metadata"] == {"signatures": ["ids", "serving_default"], "output_dtype": "float32",
                                    "output_shape": [-1, 2]}

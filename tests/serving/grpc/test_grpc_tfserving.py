@@ -154,6 +154,68 @@ def test_regress_says_the_model_is_a_classifier(api):
     assert details.startswith("Expected regression signature method_name to be tensorflow/serving/regress.")
 
 
+def multi_inference_request(*tasks: tuple[str, str, str], texts=TEXTS) -> object:
+    """(model, signature_name, method_name) per task, on tf.Examples of `texts`."""
+    request = serving.MultiInferenceRequest()
+    for model, signature, method in tasks:
+        task = request.tasks.add(method_name=method)
+        task.model_spec.name = model
+        task.model_spec.signature_name = signature
+    for text in texts:
+        request.input.example_list.examples.add().features.feature["text"].bytes_list.value.append(text.encode())
+    return request
+
+
+CLASSIFY, REGRESS = "tensorflow/serving/classify", "tensorflow/serving/regress"
+
+
+def test_multi_inference_answers_each_classify_task_as_classify_does(api):
+    server, prediction, _ = api
+    request = multi_inference_request(("tiny", "", CLASSIFY), ("tiny", "ids", CLASSIFY))
+    request.tasks[0].model_spec.version_label = "stable"  # the first task chooses the version
+    response = prediction.MultiInference(request, timeout=30)
+    classify = serving.ClassificationRequest(input=request.input)
+    classify.model_spec.name = "tiny"
+    expected = prediction.Classify(classify, timeout=30).result
+    assert [(r.model_spec.name, r.model_spec.version.value, r.model_spec.signature_name, r.WhichOneof("result"))
+            for r in response.results] == [("tiny", 1, "serving_default", "classification_result"),
+                                           ("tiny", 1, "ids", "classification_result")]
+    assert [r.classification_result for r in response.results] == [expected, expected]
+    labels = list(server.manager.servable("tiny").model.labels)
+    scores = [[c.score for c in row.classes] for row in response.results[0].classification_result.classifications]
+    assert [[c.label for c in row.classes] for row in response.results[0].classification_result.classifications] == [labels] * 2
+    np.testing.assert_allclose(scores, rest_probabilities(server, TEXTS), atol=1e-6)
+    assert 'bertserve_requests_total{code="OK",model="tiny",protocol="grpc",route="MultiInference"}' in (
+        server.metrics.render()[0].decode())
+
+
+@pytest.mark.parametrize("tasks, texts, expected", [
+    ((), TEXTS, (grpc.StatusCode.INVALID_ARGUMENT, "MultiInferenceRequest has no tasks: add one InferenceTask with "
+                                                   "method_name tensorflow/serving/classify and the model's name")),
+    ((("tiny", "", REGRESS),), TEXTS, (grpc.StatusCode.INVALID_ARGUMENT,
+        "Expected regression signature method_name to be tensorflow/serving/regress. Was: tensorflow/serving/predict "
+        "(this model is a classifier: use :classify or :predict)")),
+    ((("tiny", "", CLASSIFY), ("other", "ids", CLASSIFY)), TEXTS, (grpc.StatusCode.INVALID_ARGUMENT,
+        "All ModelSpecs in a MultiInferenceRequest must access the same model name.")),
+    ((("tiny", "", CLASSIFY), ("tiny", "serving_default", CLASSIFY)), TEXTS, (grpc.StatusCode.INVALID_ARGUMENT,
+        "Duplicate evaluation of signature: serving_default")),
+    ((("tiny", "", CLASSIFY), ("tiny", "ids", REGRESS)), TEXTS, (grpc.StatusCode.INVALID_ARGUMENT,
+        "Expected regression signature method_name to be tensorflow/serving/regress. Was: tensorflow/serving/predict "
+        "(this model is a classifier: use :classify or :predict)")),
+    ((("", "", CLASSIFY),), TEXTS, (grpc.StatusCode.INVALID_ARGUMENT, "Found ModelSpec with an empty model name.")),
+    ((("tiny", "logits", CLASSIFY),), TEXTS, (grpc.StatusCode.INVALID_ARGUMENT,
+                                              'Serving signature name: "logits" not found in signature def')),
+    ((("tiny", "", "tensorflow/serving/predict"),), TEXTS, (grpc.StatusCode.UNIMPLEMENTED,
+        "Unsupported signature method_name: tensorflow/serving/predict (this model answers tensorflow/serving/classify tasks)")),
+    ((("nope", "", CLASSIFY),), TEXTS, (grpc.StatusCode.NOT_FOUND, "Servable not found for request: Latest(nope)")),
+    ((("tiny", "", CLASSIFY),), [], (grpc.StatusCode.INVALID_ARGUMENT, "Input is empty: send tf.Examples in input.example_list")),
+], ids=["no-tasks", "regress", "two-models", "duplicate", "classify-and-regress", "no-name", "unknown-signature",
+        "predict-method", "unknown-model", "no-examples"])
+def test_multi_inference_errors_are_tf_servings(api, tasks, texts, expected):
+    _, prediction, _ = api
+    assert status_of(prediction.MultiInference, multi_inference_request(*tasks, texts=texts)) == expected
+
+
 def test_get_model_metadata(api):
     server, prediction, _ = api
     request = serving.GetModelMetadataRequest()

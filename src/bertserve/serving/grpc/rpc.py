@@ -53,10 +53,14 @@ def _serialize(message: Message) -> bytes:
 
 
 def model_name_of(request: Message) -> str:
-    """The model a request names: TF Serving's `model_spec.name` or the V2 protocol's `model_name`."""
+    """The model a request names: TF Serving's `model_spec.name` (MultiInference: its first task's)
+    or the V2 protocol's `model_name`."""
     spec = getattr(request, "model_spec", None)
     if spec is not None:
         return spec.name
+    tasks = getattr(request, "tasks", None)
+    if tasks:
+        return tasks[0].model_spec.name
     return getattr(request, "model_name", "") or ""
 
 

@@ -9,6 +9,8 @@ the same request parsing (`json_tensor.parse_named_inputs`, `text_batch`):
     Classify          tf.Examples whose bytes feature "text" holds one text (or the context's)
                       -> one Classifications per example: (label, score) for every label
     Regress           INVALID_ARGUMENT: the model is a classifier (REST's :regress answer)
+    MultiInference    tasks on one Input, all naming the same model, one per signature: a classify
+                      task answers what Classify does; a regress task INVALID_ARGUMENT as Regress
     GetModelMetadata  metadata_field "signature_def" (TF Serving's SignatureDefMap, packed in Any)
                       and "labels" (ours: a DT_STRING TensorProto of the label names)
     GetModelStatus    every version's state and status, as REST's GET /v1/models/NAME
@@ -56,7 +58,7 @@ def add_to_server(server: grpc.aio.Server, context: GrpcContext) -> list[str]:
     server.add_generic_rpc_handlers((
         unary_service(prediction, {
             "Predict": service.predict, "Classify": service.classify, "Regress": service.regress,
-            "GetModelMetadata": service.get_model_metadata,
+            "MultiInference": service.multi_inference, "GetModelMetadata": service.get_model_metadata,
         }, context.metrics, PROTOCOL),
         unary_service(model, {
             "GetModelStatus": service.get_model_status,
@@ -80,6 +82,14 @@ def _response_spec(target: Any, name: str, version: int, signature: str | None =
     target.version.value = version
     if signature is not None:
         target.signature_name = signature
+
+
+def _fill_classifications(result: Any, labels: list[str], probabilities: Any) -> None:
+    """A ClassificationResult: for each example, every label with its probability."""
+    for row in probabilities.tolist():
+        classes = result.classifications.add().classes
+        for label, score in zip(labels, row):
+            classes.add(label=label, score=score)
 
 
 class TFServingService:
@@ -138,17 +148,48 @@ class TFServingService:
         return tensors.decode(tensor, kind, self.limits.max_instances * MAX_VALUES_PER_INSTANCE, name)
 
     async def classify(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        texts = self._example_texts(request.input)
-        servable = self._servable(request.model_spec)
-        deadline = deadline_of(context, self.options.request_timeout_seconds)
-        probabilities = await self._run(servable.predict_texts(texts, deadline), request.model_spec.name, deadline)
+        servable, probabilities = await self._classify_examples(request.model_spec, request.input, context)
         response = serving.ClassificationResponse()
         _response_spec(response.model_spec, request.model_spec.name, servable.version, tfserving.DEFAULT_SIGNATURE)
+        _fill_classifications(response.result, list(servable.model.labels), probabilities)
+        return response
+
+    async def _classify_examples(self, spec: Any, request_input: Any, context: grpc.aio.ServicerContext) -> tuple[Any, Any]:
+        """(servable, probabilities [examples, labels]) for the texts of `request_input`'s tf.Examples."""
+        texts = self._example_texts(request_input)
+        servable = self._servable(spec)
+        deadline = deadline_of(context, self.options.request_timeout_seconds)
+        return servable, await self._run(servable.predict_texts(texts, deadline), spec.name, deadline)
+
+    async def multi_inference(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        """TF Serving's checks (multi_inference.cc) and messages, then one Classify for every task."""
+        tasks = list(request.tasks)
+        if not tasks:
+            raise RequestError(f"MultiInferenceRequest has no tasks: add one InferenceTask with method_name "
+                               f"{tfserving.CLASSIFY_METHOD} and the model's name", 400)
+        name, signatures = tasks[0].model_spec.name, []
+        for task in tasks:
+            if not task.model_spec.name:
+                raise RequestError("Found ModelSpec with an empty model name.", 400)
+            if task.model_spec.name != name:
+                raise RequestError("All ModelSpecs in a MultiInferenceRequest must access the same model name.", 400)
+            signature = task.model_spec.signature_name or tfserving.DEFAULT_SIGNATURE
+            if signature in signatures:
+                raise RequestError(f"Duplicate evaluation of signature: {signature}", 400)
+            signatures.append(signature)
+            check_signature(signature)
+            if task.method_name == tfserving.REGRESS_METHOD:
+                raise tfserving.regress_error()
+            if task.method_name != tfserving.CLASSIFY_METHOD:
+                raise RequestError(f"Unsupported signature method_name: {task.method_name} "
+                                   f"(this model answers {tfserving.CLASSIFY_METHOD} tasks)", 501)
+        servable, probabilities = await self._classify_examples(tasks[0].model_spec, request.input, context)
+        response = serving.MultiInferenceResponse()
         labels = list(servable.model.labels)
-        for row in probabilities.tolist():
-            classes = response.result.classifications.add().classes
-            for label, score in zip(labels, row):
-                classes.add(label=label, score=score)
+        for signature in signatures:
+            result = response.results.add()
+            _response_spec(result.model_spec, name, servable.version, signature)
+            _fill_classifications(result.classification_result, labels, probabilities)
         return response
 
     async def regress(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
