@@ -111,7 +111,8 @@ def teacher_probabilities(teacher: Teacher, texts: Sequence[str], config: TrainC
                           autocast_dtype) -> np.ndarray:
     """`teacher`'s probabilities of `texts` (len(texts), labels), each distinct text computed once per process."""
     known = _REMEMBERED.setdefault((teacher.fingerprint, str(device), str(autocast_dtype)), {})
-    missing = sorted(set(texts) - set(known), key=len)  # similar lengths share a batch: little padding
+    # Similar lengths share a batch (little padding); ties by text, so every process batches alike.
+    missing = sorted(set(texts) - set(known), key=lambda text: (len(text), text))
     if missing:
         log.info("teacher %s (%s): probabilities of %d texts", teacher.path, teacher.kind, len(missing))
         predict = batch_predictor(teacher, device, autocast_dtype, config.threads)
