@@ -110,6 +110,24 @@ def test_malformed_protobuf_bytes_are_invalid_argument(small_limit_server, paylo
     assert code == INVALID and "Request is not a valid tensorflow.serving.PredictRequest message" in details
 
 
+def test_hostile_multi_inference_requests_are_invalid_argument(small_limit_server):
+    _, channel, prediction = small_limit_server
+    method = "/tensorflow.serving.PredictionService/MultiInference"
+    code, details = raw_call(channel, method, b"\x0a\xff\xff\xff\xff\x0f")
+    assert code == INVALID and "Request is not a valid tensorflow.serving.MultiInferenceRequest message" in details
+    assert raw_call(channel, method, b"")[0] == INVALID  # no tasks
+    request = serving.MultiInferenceRequest()
+    for _ in range(1000):  # many tasks: refused at the second, as a duplicate
+        request.tasks.add(method_name="tensorflow/serving/classify").model_spec.name = "tiny"
+    for _ in range(9):  # over max_instances 8, were the tasks fine
+        request.input.example_list.examples.add().features.feature["text"].bytes_list.value.append("好".encode())
+    assert raw_call(channel, method, request.SerializeToString()) == (
+        INVALID, "Duplicate evaluation of signature: serving_default")
+    del request.tasks[1:]
+    assert raw_call(channel, method, request.SerializeToString()) == (
+        INVALID, "Request has 9 instances; the limit is 8 per request (split the request or raise --max_instances)")
+
+
 def test_an_empty_message_is_a_valid_empty_request(small_limit_server):
     _, channel, _ = small_limit_server
     assert raw_call(channel, PREDICT, b"") == (grpc.StatusCode.NOT_FOUND, "Servable not found for request: Latest()")
