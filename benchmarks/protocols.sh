@@ -11,7 +11,8 @@
 # WORK: folder for the logs and JSON (default: a new `mktemp -d` folder). DATA: texts to replay
 # (default ../shared/data/chnsenticorp beside the repository; without it, bench's built-in reviews).
 # Settings through the environment: ROUNDS (3), DURATION (5 seconds per level), CLIENTS ("1 32"),
-# PROTOCOLS ("rest grpc v2 v2grpc").
+# PROTOCOLS ("rest grpc v2 v2grpc"), GRPC_CHANNELS (1: the gRPC clients share one channel, as gRPC
+# clients are meant to; 0: one channel per client, like REST's one connection per client).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BASE="${1:?usage: bash benchmarks/protocols.sh MODEL_BASE [WORK] [DATA]}"
@@ -40,6 +41,7 @@ for round in $(seq 1 "${ROUNDS:-3}"); do
     for protocol in ${PROTOCOLS:-rest grpc v2 v2grpc}; do
       .venv/bin/bertserve bench --url "http://127.0.0.1:$REST_PORT" --grpc-url "127.0.0.1:$GRPC_PORT" --model m \
         --protocols "$protocol" --concurrency "$clients" --duration "${DURATION:-5}" --warmup 0.5 "${DATA_FLAG[@]}" \
+        --grpc-channels "${GRPC_CHANNELS:-1}" \
         --server-pid $SERVER_PID --json "$WORK/round-$round-$protocol-$clients.json" > "$WORK/round-$round-$protocol-$clients.log"
       .venv/bin/python -c "
 import json, sys

@@ -83,6 +83,16 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or a positive integer, got {text!r}")
+    return value
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -113,6 +123,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--protocols", type=_protocol_list, default=("rest",),
                         help="which APIs of the server to load, comma-separated: rest, grpc, v2, v2grpc (default: rest)")
     parser.add_argument("--grpc-url", help="gRPC address for --protocols grpc and v2grpc (default: --url's host, port 8500)")
+    parser.add_argument("--grpc-channels", type=_non_negative_int, default=1,
+                        help="gRPC channels the clients share (default: 1, how gRPC clients are meant to be used: "
+                             "calls multiplexed on one HTTP/2 connection); 0: one channel per client")
     parser.add_argument("--data", help="TSV with text_a, text file (one per line) or dataset folder (dev.tsv); default: built-in reviews")
     parser.add_argument("--texts", choices=("all", "median"), default="all",
                         help="all: replay every text in order (default); median: only the median-length text")
@@ -192,7 +205,8 @@ def run(args: argparse.Namespace) -> int:
     for protocol in (name for name in GRPC_TARGETS if name in args.protocols):
         from bertserve.bench.grpc_load import GrpcTarget, run_grpc_level
 
-        grpc_target = GrpcTarget(GRPC_TARGETS[protocol], args.grpc_url or f"{server.host_port[0]}:8500", args.model, protocol)
+        grpc_target = GrpcTarget(GRPC_TARGETS[protocol], args.grpc_url or f"{server.host_port[0]}:8500", args.model, protocol,
+                                 args.grpc_channels)
         for concurrency in args.concurrency:
             show(asyncio.run(run_grpc_level(grpc_target, texts, concurrency, duration, args.requests, args.warmup,
                                             args.texts, args.server_pid)))

@@ -79,3 +79,32 @@ def test_unknown_protocol_and_remote_grpc_address_are_refused(grpc_server, capsy
     assert main(["bench", "--url", grpc_server.url, "--model", "tiny", "--protocols", "v2grpc",
                  "--grpc-url", "example.com:8500", "--requests", "1"]) == 2
     assert "--grpc-url 'example.com:8500': bench only loads servers on this machine" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("flag", "opened"), [("1", 1), ("2", 2), ("0", 4)])
+def test_grpc_clients_share_channels_as_asked(grpc_server, tmp_path, capsys, monkeypatch, flag, opened):
+    import grpc
+
+    from bertserve.bench import grpc_load
+
+    made, open_channel = [], grpc.aio.insecure_channel
+
+    def counting_channel(address, *args, **kwargs):
+        made.append(address)
+        return open_channel(address, *args, **kwargs)
+
+    monkeypatch.setattr(grpc_load.grpc.aio, "insecure_channel", counting_channel)
+    report = tmp_path / "bench.json"
+    code = main(["bench", "--url", grpc_server.url, "--model", "tiny", "--protocols", "grpc", "--grpc-url",
+                 grpc_server.grpc_target, "--concurrency", "4", "--requests", "8", "--warmup", "0",
+                 "--grpc-channels", flag, "--json", str(report)])
+    assert code == 0, capsys.readouterr().out
+    assert made == [grpc_server.grpc_target] * opened  # 1 and 2: shared round-robin; 0: one per client
+    assert rows_of(json.loads(report.read_text())) == [("bertserve-grpc", 4, 8, 0)]
+
+
+def test_a_negative_channel_count_is_a_one_line_error(capsys):
+    with pytest.raises(SystemExit) as raised:
+        main(["bench", "--url", "http://127.0.0.1:1", "--model", "m", "--protocols", "grpc", "--grpc-channels", "-1"])
+    assert raised.value.code == 2
+    assert "--grpc-channels: expected 0 or a positive integer, got '-1'" in capsys.readouterr().err
