@@ -48,6 +48,7 @@ from bertserve.bench.engine import engine_level
 from bertserve.bench.loadgen import LevelResult, Target, process_cpu_seconds, run_level
 from bertserve.bench.peers import PEER_VENV, free_port, start_peer
 from bertserve.bench.texts import load_texts, select
+from bertserve.inference.engines import available_variants
 from bertserve.inference.tuning import bf16_supported, cpu_description
 
 REPO = Path(__file__).resolve().parents[1]
@@ -167,6 +168,12 @@ def main() -> int:
     is_openvino = (version_dir / "model.xml").is_file()
     raw = {precision: ExportedModel.load(version_dir, verify=False, inference_precision=precision)
            for precision in (precisions if is_openvino else ["default"])}
+    # An export with precision variants (`--fp32-variant`): each variant is a raw configuration too,
+    # so "the best raw engine" is the best of everything the export offers.
+    for variant in (available_variants(version_dir) if is_openvino else []):
+        for precision in precisions:
+            raw[f"{variant} variant {precision}"] = ExportedModel.load(version_dir, verify=False, variant=variant,
+                                                                        inference_precision=precision)
     cache = work / "tuning-cache"
     shutil.rmtree(cache, ignore_errors=True)
     defaults = Server("bertserve defaults", version_dir.parent, work, [], cache)

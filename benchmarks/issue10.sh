@@ -12,7 +12,7 @@
 # WORK: work folder (default: a new `mktemp -d` folder). SOURCE: an export version folder, a base
 # folder of versions, or a run folder; none: a briefly fine-tuned m3e-small is trained and
 # exported in WORK first (~3-5 min). Extra settings through the environment: DURATION (seconds
-# per level, default 5), ROUNDS (default 3), MAX_BATCH_TOKENS (default 1024), PEERS (default naive,ray,litserve),
+# per level, default 5), ROUNDS (default 3), MAX_BATCH_TOKENS (default 1024), PEERS (default naive,ray,litserve; empty: none),
 # BLOCKS (interleaved 1-client block pairs on the median text, default 15), ABLATIONS=1 (also serve with each change turned off: --inline_engine_calls never; fp32 pinned; ~+3 min).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,4 +21,4 @@ WORK="${2:-$(mktemp -d)}"
 SOURCE="${3:-}"
 exec .venv/bin/python benchmarks/issue10.py --data "$DATA" --work "$WORK" ${SOURCE:+--source "$SOURCE"} \
   --duration "${DURATION:-5}" --rounds "${ROUNDS:-3}" --max-batch-tokens "${MAX_BATCH_TOKENS:-1024}" \
-  --peers "${PEERS:-naive,ray,litserve}" --blocks "${BLOCKS:-15}" ${ABLATIONS:+--ablations}
+  --peers "${PEERS-naive,ray,litserve}" --blocks "${BLOCKS:-15}" ${ABLATIONS:+--ablations}
