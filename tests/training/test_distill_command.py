@@ -68,7 +68,7 @@ def test_teacher_probabilities_are_computed_once_for_every_seed(distilled, tiny_
     # small_data's 48 training rows hold 16 distinct texts (dev repeats them): each teacher reads them once.
     assert sum(line.endswith(f"teacher {tiny_export} (export): probabilities of 16 texts") for line in lines) == 1
     assert sum(line.endswith(f"teacher {tiny_run} (run): probabilities of 16 texts") for line in lines) == 1
-    assert sum("teachers' mean dev accuracy" in line for line in lines) == 2  # logged by each seed
+    assert sum("teachers' (averaged probabilities) dev accuracy" in line for line in lines) == 2  # logged by each seed
 
 
 def run_cli(capsys, *args: str) -> tuple[int, str]:

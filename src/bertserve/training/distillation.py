@@ -136,7 +136,7 @@ class Distillation:
     log_probabilities: torch.Tensor  # (training examples, labels): the teachers' mean, aligned with data.train_ids
     alpha: float
     temperature: float
-    teacher_dev_accuracy: float | None  # the teachers' (mean) accuracy on dev; None without dev
+    teacher_dev_accuracy: float | None  # dev accuracy of the teachers' averaged probabilities; None without dev
 
     def targets_for(self, rows: Sequence[int], device: torch.device) -> SoftTargets:
         """The soft targets of these training examples."""
@@ -174,6 +174,6 @@ def set_up_distillation(config: TrainConfig, data: TrainingData, device: torch.d
     if dev_texts:
         dev_accuracy = float(np.mean(dev_probabilities.argmax(axis=1) == np.asarray(dev.gold)))
         log.info("teacher%s dev accuracy %.4f (%d texts), the figure the student's dev accuracy compares with",
-                 "s' mean" if len(teachers) > 1 else "", dev_accuracy, len(dev.gold))
+                 "s' (averaged probabilities)" if len(teachers) > 1 else "", dev_accuracy, len(dev.gold))
     distillation = Distillation(log_probabilities, config.distill_alpha, config.distill_temperature, dev_accuracy)
     return dataclasses.replace(config, teacher_fingerprints=fingerprints), distillation
