@@ -97,7 +97,7 @@ def test_export_config_and_model_card(tiny_export, tiny_run):
     assert config["settings"] == {
         "version": 1, "quantize": "none", "opset": 17, "force": False, "optimize": True,
         "format": "onnx", "calibration_data": None, "calibration_size": 300,
-        "max_accuracy_drop": 0.5, "strict_accuracy": False,
+        "max_accuracy_drop": 0.5, "strict_accuracy": False, "fp32_variant": False,
     }
     assert config["engine"] == {"format": "onnx", "inference_precision": "fp32"}
     assert config["calibration_source"] is None
