@@ -122,3 +122,12 @@ def test_mixed_tokenizers_and_repeated_runs_are_refused(tiny_run, tmp_path):
     with pytest.raises(ExportError, match="the same --run is given twice"):
         export_runs([tiny_run, tiny_run], tmp_path / "base", ExportSettings(version=1))
     assert not (tmp_path / "base").exists()
+
+
+def test_an_ensemble_with_an_fp32_variant_is_refused_in_one_line(tiny_run, second_run, tmp_path, capsys):
+    base = tmp_path / "base"
+    argv = ["export", "--run", str(tiny_run), "--run", str(second_run), "--base-path", str(base), "--fp32-variant"]
+    assert main(argv) == 2
+    assert capsys.readouterr().err == (
+        "bertserve: error: --fp32-variant is for a single run; an ensemble's members carry no variants\n")
+    assert not base.exists()
