@@ -159,7 +159,7 @@ def build_model_graph(
             if settings.quantize == "int8" and dev is not None and dev.label_ids:
                 recover = openvino_recovery(plain, folder, settings, calibration or [], run.tokenizer, dev, facts,
                                             inputs, expected)
-            if getattr(settings, "fp32_variant", False):
+            if settings.fp32_variant:
                 facts["variants"] = build_fp32_variant(plain, folder, inputs, expected)
         else:
             facts |= build_onnx_graph(plain, folder, settings, model.config, inputs, expected)
