@@ -99,6 +99,21 @@ def queue_depth(url: str) -> float:
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("bertserve_batch_queue_depth{"))
 
 
+def wait_until(condition, failure: str, seconds: float = 30) -> None:
+    """Poll `condition()` every 50 ms until it holds; fail with `failure` after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, failure
+        time.sleep(0.05)
+
+
+def text_request(text: str = "很好"):
+    request = serving.PredictRequest()
+    request.model_spec.name = "tiny"
+    request.inputs["text"].CopyFrom(tensors.string_tensor([text]))
+    return request
+
+
 def test_sigterm_drains_calls_in_flight_and_refuses_new_ones(grpc_base, tmp_path):
     # A lone row waits up to 3 s for company in the batcher, so calls are surely in flight at SIGTERM.
     flags = ("--drain_seconds=20", "--shutdown_delay_seconds=1", "--batch_timeout_micros=3000000", "--max_batch_size=64",
@@ -107,23 +122,13 @@ def test_sigterm_drains_calls_in_flight_and_refuses_new_ones(grpc_base, tmp_path
         channel, prediction, _ = stubs(target)
         health = health_pb2_grpc.HealthStub(channel)
         assert health_status(health, "tensorflow.serving.PredictionService") == "SERVING"
-        request = serving.PredictRequest()
-        request.model_spec.name = "tiny"
-        request.inputs["text"].CopyFrom(tensors.string_tensor(["很好"]))
+        request = text_request()
         in_flight = [prediction.Predict.future(request, timeout=60) for _ in range(3)]
-        deadline = time.monotonic() + 30
-        while queue_depth(url) < 3:
-            assert time.monotonic() < deadline, "the calls never reached the batcher"
-            time.sleep(0.05)
+        wait_until(lambda: queue_depth(url) >= 3, "the calls never reached the batcher")
         process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 30
-        while health_status(health) != "NOT_SERVING":  # within the 1 s shutdown delay: still answering
-            assert time.monotonic() < deadline, "health never turned NOT_SERVING"
-            time.sleep(0.05)
-        deadline = time.monotonic() + 30
-        while rest_answers(url):  # after the delay both listeners close together
-            assert time.monotonic() < deadline, "the REST listener never closed"
-            time.sleep(0.05)
+        # Within the 1 s shutdown delay health still answers; after it both listeners close together.
+        wait_until(lambda: health_status(health) == "NOT_SERVING", "health never turned NOT_SERVING")
+        wait_until(lambda: not rest_answers(url), "the REST listener never closed")
         with pytest.raises(grpc.RpcError) as refused:  # a new call while the 3 drain
             prediction.Predict(request, timeout=5)
         assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
@@ -148,25 +153,15 @@ def test_a_second_signal_cancels_the_grpc_calls_in_flight(grpc_base, tmp_path, s
     with serve(grpc_base, tmp_path / "server.log", *flags) as (process, url, target):
         channel, prediction, _ = stubs(target)
         health = health_pb2_grpc.HealthStub(channel)
-        request = serving.PredictRequest()
-        request.model_spec.name = "tiny"
-        request.inputs["text"].CopyFrom(tensors.string_tensor(["很好"]))
-        in_flight = prediction.Predict.future(request, timeout=900)
-        deadline = time.monotonic() + 30
-        while queue_depth(url) < 1:
-            assert time.monotonic() < deadline, "the call never reached the batcher"
-            time.sleep(0.05)
+        in_flight = prediction.Predict.future(text_request(), timeout=900)
+        wait_until(lambda: queue_depth(url) >= 1, "the call never reached the batcher")
         process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 30
         if when == "REST done":
-            while "Application shutdown complete." not in (tmp_path / "server.log").read_text():
-                assert time.monotonic() < deadline, "uvicorn never finished"
-                time.sleep(0.05)
+            wait_until(lambda: "Application shutdown complete." in (tmp_path / "server.log").read_text(),
+                       "uvicorn never finished")
             assert not rest_answers(url)
         else:
-            while health_status(health) != "NOT_SERVING":
-                assert time.monotonic() < deadline, "health never turned NOT_SERVING"
-                time.sleep(0.05)
+            wait_until(lambda: health_status(health) == "NOT_SERVING", "health never turned NOT_SERVING")
             assert rest_answers(url)  # the delay keeps REST open
         assert not in_flight.done()  # the drain is waiting for it
         process.send_signal(second_signal)
