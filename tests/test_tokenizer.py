@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from bertserve.errors import PretrainedError
-from bertserve.tokenizer import BertTokenizer
+from bertserve.tokenizer import BertTokenizer, UnigramTokenizer, load_saved_tokenizer
 
 GOLDEN = [
     # (text, tokens, ids incl. [CLS]=101 ... [SEP]=102)
@@ -75,8 +75,8 @@ def test_truncation_is_saved_with_the_tokenizer(chinese_vocab, tmp_path):
 
     BertTokenizer.from_vocab_file(chinese_vocab, max_seq_length=8, truncation="head+tail").save(tmp_path)
     settings = json.loads((tmp_path / "tokenizer_settings.json").read_text())
-    assert settings == {"lowercase": True, "max_seq_length": 8, "truncation": "head+tail", "vocab_size": 21128}
-    loaded = BertTokenizer.load(tmp_path)
+    assert settings == {"kind": "wordpiece", "lowercase": True, "max_seq_length": 8, "truncation": "head+tail", "vocab_size": 21128}
+    loaded = load_saved_tokenizer(tmp_path)
     assert loaded.truncation == "head+tail"
     assert loaded.token_ids([NUMERALS]) == [[101, 671, 1063, 673, 1061, 736, 1282, 102]]
 
@@ -86,9 +86,9 @@ def test_a_tokenizer_folder_from_before_truncation_settings_loads_as_head(chines
 
     BertTokenizer.from_vocab_file(chinese_vocab, max_seq_length=8).save(tmp_path)
     settings = json.loads((tmp_path / "tokenizer_settings.json").read_text())
-    del settings["truncation"]
+    del settings["truncation"], settings["kind"]
     (tmp_path / "tokenizer_settings.json").write_text(json.dumps(settings))
-    assert BertTokenizer.load(tmp_path).truncation == "head"
+    assert load_saved_tokenizer(tmp_path).truncation == "head"
 
 
 def test_unknown_truncation_is_refused(chinese_vocab):
@@ -108,7 +108,7 @@ def test_encode_pads_dynamically_and_to_a_fixed_length(chinese_tokenizer):
 def test_save_and_load_round_trip(chinese_tokenizer, tmp_path):
     chinese_tokenizer.save(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tokenizer.json", "tokenizer_settings.json", "vocab.txt"]
-    loaded = BertTokenizer.load(tmp_path)
+    loaded = load_saved_tokenizer(tmp_path)
     texts = [text for text, _, _ in GOLDEN]
     assert loaded.token_ids(texts) == chinese_tokenizer.token_ids(texts)
     assert (loaded.lowercase, loaded.max_seq_length, loaded.vocab_size) == (True, 128, 21128)
@@ -132,4 +132,80 @@ def test_vocab_without_special_tokens_is_refused(tmp_path):
 
 def test_load_from_a_folder_that_is_not_a_tokenizer(tmp_path):
     with pytest.raises(PretrainedError, match="not a bertserve tokenizer folder"):
-        BertTokenizer.load(tmp_path)
+        load_saved_tokenizer(tmp_path)
+
+
+# ---- the unigram kind (XLM-RoBERTa's SentencePiece model, as multilingual-e5-small uses) ----------
+
+UNIGRAM_PIECES = [("<s>", 0.0), ("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("▁", -2.0), ("很", -5.0), ("好", -5.0),
+                  ("很好", -3.0), ("▁很好", -2.5), (",", -2.0), ("房", -5.0), ("间", -5.0), ("房间", -4.0), ("▁ok", -3.0)]
+UNIGRAM_SPECIAL = {"bos": 0, "eos": 2, "pad": 1, "unk": 3}
+
+
+@pytest.fixture
+def unigram():
+    return UnigramTokenizer(UNIGRAM_PIECES, {"，": ",", "\x01": ""}, UNIGRAM_SPECIAL, max_seq_length=8)
+
+
+@pytest.mark.parametrize("text, tokens", [
+    ("很好", ["▁很好"]),                           # a leading space is added, and the word with it is the likeliest split
+    ("房间很好", ["▁", "房间", "很好"]),
+    ("房间，很好", ["▁", "房间", ",", "很好"]),      # full-width comma mapped to ","
+    ("房\x01间", ["▁", "房间"]),                   # the control character is dropped before splitting
+    ("ok   很好", ["▁ok", "▁很好"]),                # runs of spaces are one space
+    ("猫", ["▁", "猫"]),                            # unknown character: its own token, id <unk>
+    ("", []),
+])
+def test_unigram_golden_tokens(unigram, text, tokens):
+    assert unigram.tokenize(text) == tokens
+
+
+def test_unigram_ids_start_and_end_with_s_and_pad_with_pad(unigram):
+    assert unigram.token_ids(["猫很好"]) == [[0, 4, 3, 7, 2]]
+    encoded = unigram.encode(["很好", "房间很好"])
+    np.testing.assert_array_equal(encoded.input_ids, [[0, 8, 2, 1, 1], [0, 4, 12, 7, 2]])
+    np.testing.assert_array_equal(encoded.attention_mask, [[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]])
+
+
+def test_unigram_truncation_head_and_head_tail(unigram):
+    text = "房间很好" * 4  # 1 + 8 pieces: "▁" then 房间 很好 x4
+    assert unigram.token_ids([text]) == [[0, 4, 12, 7, 12, 7, 12, 7, 2][:7] + [2]]
+    head_tail = UnigramTokenizer(UNIGRAM_PIECES, {}, UNIGRAM_SPECIAL, max_seq_length=8, truncation="head+tail")
+    assert head_tail.token_ids([text]) == [[0, 4, 7, 12, 7, 12, 7, 2]]  # "▁" from the head, the last 5 pieces
+
+
+def test_unigram_save_and_load_round_trip(unigram, tmp_path):
+    unigram.save(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["normalization.json", "tokenizer.json", "tokenizer_settings.json"]
+    loaded = load_saved_tokenizer(tmp_path)
+    assert isinstance(loaded, UnigramTokenizer) and loaded.identity() == unigram.identity()
+    texts = ["房间，很好", "房\x01间", "ok   很好", "猫"]
+    assert loaded.token_ids(texts) == unigram.token_ids(texts)
+
+
+def test_tokenizers_of_different_kinds_or_maps_differ(unigram, chinese_tokenizer):
+    other_map = UnigramTokenizer(UNIGRAM_PIECES, {"，": ","}, UNIGRAM_SPECIAL, max_seq_length=8)
+    assert unigram.identity() != other_map.identity()
+    assert unigram.identity()[0] != chinese_tokenizer.identity()[0]
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("kind", "unknown tokenizer kind 'bpe'"),
+    ("normalization", "unreadable tokenizer folder"),
+    ("model", "not a unigram tokenizer"),
+])
+def test_damaged_unigram_folders_are_one_line_errors(unigram, tmp_path, damage, message):
+    import json
+
+    unigram.save(tmp_path)
+    if damage == "kind":
+        settings = json.loads((tmp_path / "tokenizer_settings.json").read_text())
+        (tmp_path / "tokenizer_settings.json").write_text(json.dumps({**settings, "kind": "bpe"}))
+    elif damage == "normalization":
+        (tmp_path / "normalization.json").unlink()
+    else:
+        document = json.loads((tmp_path / "tokenizer.json").read_text())
+        document["model"]["type"] = "BPE"
+        (tmp_path / "tokenizer.json").write_text(json.dumps(document))
+    with pytest.raises(PretrainedError, match=message):
+        load_saved_tokenizer(tmp_path)

@@ -49,6 +49,7 @@ VARIANTS_DIR = "variants"  # variants/<name>/model.xml + model.bin: the same mod
 FP32_VARIANT = "fp32"
 
 # Tokenizer folder (inside both).
-VOCAB_FILE = "vocab.txt"
+VOCAB_FILE = "vocab.txt"  # WordPiece
+TOKENIZER_NORMALIZATION_FILE = "normalization.json"  # unigram: the character map and the special ids
 TOKENIZER_JSON_FILE = "tokenizer.json"
 TOKENIZER_SETTINGS_FILE = "tokenizer_settings.json"

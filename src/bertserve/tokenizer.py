@@ -1,19 +1,26 @@
-"""BERT WordPiece tokenization: one tokenizer for training, export and serving.
+"""Tokenizers: text -> token ids, one tokenizer for training, export and serving.
 
-Built on the Rust `tokenizers` library with Google BERT's rules: clean control characters,
-put spaces around every CJK character (so each Chinese character is its own token), optional
-lower-casing (which also strips accents, as BERT's `do_lower_case` does), split on whitespace and
-punctuation, then greedy longest-match WordPiece with `##` continuations and `[UNK]` for the rest.
-Sequences are `[CLS] tokens [SEP]`, at most `max_seq_length` long. Truncation `head` (the default)
-keeps the first tokens (the demo's `[CLS] + tokens[:126] + [SEP]` at 128); `head+tail` keeps the
-first quarter and the last three quarters of the budget, so the verdict that often closes a long
-review survives (Sun et al. 2019, "How to Fine-Tune BERT for Text Classification": head 128 +
-tail 382 at 512 beat head-only).
+Two kinds, one interface (`TextTokenizer`):
 
-A tokenizer is saved as three files in a folder (every run folder and export has one):
-`vocab.txt` (one token per line), `tokenizer.json` (the full Rust pipeline) and
-`tokenizer_settings.json` (lower-casing, max length and truncation). `BertTokenizer.load(folder)` restores it
-exactly, which is what the parity test between training, export and serving relies on.
+* `BertTokenizer` (kind `wordpiece`): Google BERT's rules on the Rust `tokenizers` library: clean
+  control characters, put spaces around every CJK character (so each Chinese character is its own
+  token), optional lower-casing (which also strips accents, as BERT's `do_lower_case` does), split
+  on whitespace and punctuation, then greedy longest-match WordPiece with `##` continuations and
+  `[UNK]` for the rest. Sequences are `[CLS] tokens [SEP]`. Saved as `vocab.txt` (one token per
+  line) + `tokenizer.json` + `tokenizer_settings.json`.
+* `UnigramTokenizer` (kind `unigram`): XLM-RoBERTa's SentencePiece unigram model (the
+  multilingual-e5-small backbone, `bertserve.pretrained.e5_packed`): a per-character normalisation
+  map (NFKC-like; applied in Python, kept as `normalization.json`), runs of spaces collapsed, `▁`
+  for spaces and at the start, the most probable split into pieces (Viterbi), `<s> pieces </s>`.
+  Saved as `tokenizer.json` (pieces and their scores) + `normalization.json` +
+  `tokenizer_settings.json`.
+
+Both keep at most `max_seq_length` ids. Truncation `head` (the default) keeps the first tokens (the
+demo's `[CLS] + tokens[:126] + [SEP]` at 128); `head+tail` keeps the first quarter and the last
+three quarters of the token budget, so the verdict that often closes a long review survives (Sun
+et al. 2019, "How to Fine-Tune BERT for Text Classification": head 128 + tail 382 at 512 beat
+head-only). `load_saved_tokenizer(folder)` restores a saved tokenizer of either kind exactly, which is what the
+parity test between training, export and serving relies on.
 """
 
 from __future__ import annotations
@@ -24,13 +31,17 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, decoders
+from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, processors, decoders
 
 from bertserve.errors import PretrainedError
-from bertserve.layout import TOKENIZER_JSON_FILE, TOKENIZER_SETTINGS_FILE as SETTINGS_FILE, VOCAB_FILE
+from bertserve.layout import (
+    TOKENIZER_JSON_FILE, TOKENIZER_NORMALIZATION_FILE, TOKENIZER_SETTINGS_FILE as SETTINGS_FILE, VOCAB_FILE,
+)
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 TRUNCATIONS = ("head", "head+tail")  # which tokens of an over-long text are kept
+WORDPIECE, UNIGRAM = "wordpiece", "unigram"  # tokenizer_settings.json "kind"; folders without one are WordPiece
+METASPACE = "\u2581"  # SentencePiece's visible space
 
 
 def head_tail_split(budget: int) -> tuple[int, int]:
@@ -69,86 +80,53 @@ def read_vocab(path: Path) -> dict[str, int]:
     return vocab
 
 
-class BertTokenizer:
-    """Text -> `Encoded` ids, with Google BERT's tokenization rules."""
+class TextTokenizer:
+    """Text -> `Encoded` ids. A subclass builds the Rust pipeline (`rust`, with the start and end
+    tokens added by its post-processor) and says which ids are special; cutting, padding and saving
+    the settings are shared."""
 
-    def __init__(self, vocab: dict[str, int], lowercase: bool = True, max_seq_length: int = 128, truncation: str = "head"):
+    kind = ""
+
+    def __init__(self, rust: Tokenizer, vocab: dict[str, int], *, pad: str, cls: str, sep: str, unk: str,
+                 lowercase: bool, max_seq_length: int, truncation: str):
         if max_seq_length < 2:
-            raise ValueError("max_seq_length must be at least 2 ([CLS] and [SEP])")
+            raise ValueError("max_seq_length must be at least 2 (the start and end tokens)")
         if truncation not in TRUNCATIONS:
             raise ValueError(f"truncation must be one of {TRUNCATIONS}, not {truncation!r}")
-        self.truncation = truncation
         self.vocab = vocab
         self.lowercase = lowercase
         self.max_seq_length = max_seq_length
-        self.pad_id = vocab["[PAD]"]
-        self.cls_id = vocab["[CLS]"]
-        self.sep_id = vocab["[SEP]"]
-        self.unk_id = vocab["[UNK]"]
-
-        rust = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]", max_input_chars_per_word=100))
-        rust.normalizer = normalizers.BertNormalizer(
-            clean_text=True, handle_chinese_chars=True, strip_accents=None, lowercase=lowercase
-        )
-        rust.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-        rust.post_processor = processors.TemplateProcessing(
-            single="[CLS] $A [SEP]",
-            pair="[CLS] $A [SEP] $B:1 [SEP]:1",
-            special_tokens=[("[CLS]", self.cls_id), ("[SEP]", self.sep_id)],
-        )
-        rust.decoder = decoders.WordPiece(prefix="##")
+        self.truncation = truncation
+        self.pad_id, self.cls_id, self.sep_id, self.unk_id = vocab[pad], vocab[cls], vocab[sep], vocab[unk]
         if truncation == "head":  # head+tail cuts in token_ids (the Rust library only cuts one end)
             rust.enable_truncation(max_length=max_seq_length)
         self._rust = rust
 
-    # ---- construction and persistence -------------------------------------------------------
+    def identity(self) -> tuple:
+        """What must match for two models to share this tokenizer (an ensemble's members)."""
+        return (self.kind, self.vocab, self.lowercase, self.max_seq_length, self.truncation)
 
-    @classmethod
-    def from_vocab_file(cls, path: Path | str, lowercase: bool = True, max_seq_length: int = 128,
-                        truncation: str = "head") -> "BertTokenizer":
-        return cls(read_vocab(Path(path)), lowercase=lowercase, max_seq_length=max_seq_length, truncation=truncation)
-
-    @classmethod
-    def load(cls, folder: Path | str) -> "BertTokenizer":
-        """Load a tokenizer saved by `save` (needs `vocab.txt` and `tokenizer_settings.json`)."""
-        folder = Path(folder)
-        settings_path = folder / SETTINGS_FILE
-        if not settings_path.is_file() or not (folder / VOCAB_FILE).is_file():
-            raise PretrainedError(f"{folder}: not a bertserve tokenizer folder (needs vocab.txt and {SETTINGS_FILE})")
-        settings = json.loads(settings_path.read_text(encoding="utf-8"))
-        return cls.from_vocab_file(
-            folder / VOCAB_FILE, lowercase=bool(settings["lowercase"]), max_seq_length=int(settings["max_seq_length"]),
-            truncation=settings.get("truncation", "head"),  # folders written before head+tail existed
-        )
-
-    def save(self, folder: Path | str) -> None:
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        by_id = sorted(self.vocab.items(), key=lambda item: item[1])
-        (folder / VOCAB_FILE).write_text("".join(token + "\n" for token, _ in by_id), encoding="utf-8")
-        self._rust.save(str(folder / TOKENIZER_JSON_FILE))
-        settings = {"lowercase": self.lowercase, "max_seq_length": self.max_seq_length, "truncation": self.truncation,
-                    "vocab_size": len(self.vocab)}
-        (folder / SETTINGS_FILE).write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
-
-    # ---- encoding ----------------------------------------------------------------------------
+    def normalize(self, texts: Sequence[str]) -> list[str]:
+        """What happens to the text before the Rust pipeline (nothing, unless a subclass says so)."""
+        return list(texts)
 
     @property
     def vocab_size(self) -> int:
         return len(self.vocab)
 
     def tokenize(self, text: str) -> list[str]:
-        """The WordPiece tokens of `text`, without [CLS]/[SEP] and without truncation."""
-        return self._rust.encode(text, add_special_tokens=False).tokens
+        """The tokens of `text`, without the start/end tokens and without truncation."""
+        return self._rust.encode(self.normalize([text])[0], add_special_tokens=False).tokens
 
     def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
-        """Unpadded ids (`[CLS] ... [SEP]`, truncated to max_seq_length) for each text."""
+        """Unpadded ids (start ... end, truncated to max_seq_length) for each text."""
+        texts = self.normalize(texts)
         if self.truncation == "head":
-            return [encoding.ids for encoding in self._rust.encode_batch(list(texts))]
+            return [encoding.ids for encoding in self._rust.encode_batch(texts)]
         budget = self.max_seq_length - 2
         head, tail = head_tail_split(budget)
         result = []
-        for encoding in self._rust.encode_batch(list(texts), add_special_tokens=False):
+        for encoding in self._rust.encode_batch(texts, add_special_tokens=False):
             ids = encoding.ids
             if len(ids) > budget:
                 ids = ids[:head] + ids[len(ids) - tail:]
@@ -160,7 +138,7 @@ class BertTokenizer:
         return self.pad(self.token_ids(texts), pad_to=pad_to)
 
     def pad(self, id_lists: Sequence[Sequence[int]], pad_to: int | None = None) -> Encoded:
-        """Right-pad id lists with [PAD] into an `Encoded` batch."""
+        """Right-pad id lists with the pad id into an `Encoded` batch."""
         length = max((len(ids) for ids in id_lists), default=0)
         if pad_to is not None:
             length = max(length, pad_to)
@@ -170,3 +148,115 @@ class BertTokenizer:
             input_ids[row, : len(ids)] = ids
             attention_mask[row, : len(ids)] = 1
         return Encoded(input_ids, attention_mask, np.zeros_like(input_ids))
+
+    def save(self, folder: Path | str) -> None:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self._rust.save(str(folder / TOKENIZER_JSON_FILE))
+        settings = {"kind": self.kind, "lowercase": self.lowercase, "max_seq_length": self.max_seq_length,
+                    "truncation": self.truncation, "vocab_size": len(self.vocab)}
+        (folder / SETTINGS_FILE).write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
+
+
+class BertTokenizer(TextTokenizer):
+    """Google BERT's WordPiece tokenization (the module docstring says how)."""
+
+    kind = WORDPIECE
+
+    def __init__(self, vocab: dict[str, int], lowercase: bool = True, max_seq_length: int = 128, truncation: str = "head"):
+        rust = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]", max_input_chars_per_word=100))
+        rust.normalizer = normalizers.BertNormalizer(
+            clean_text=True, handle_chinese_chars=True, strip_accents=None, lowercase=lowercase
+        )
+        rust.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        rust.post_processor = processors.TemplateProcessing(
+            single="[CLS] $A [SEP]",
+            pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+            special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])],
+        )
+        rust.decoder = decoders.WordPiece(prefix="##")
+        super().__init__(rust, vocab, pad="[PAD]", cls="[CLS]", sep="[SEP]", unk="[UNK]",
+                         lowercase=lowercase, max_seq_length=max_seq_length, truncation=truncation)
+
+    @classmethod
+    def from_vocab_file(cls, path: Path | str, lowercase: bool = True, max_seq_length: int = 128,
+                        truncation: str = "head") -> "BertTokenizer":
+        return cls(read_vocab(Path(path)), lowercase=lowercase, max_seq_length=max_seq_length, truncation=truncation)
+
+    def save(self, folder: Path | str) -> None:
+        super().save(folder)
+        by_id = sorted(self.vocab.items(), key=lambda item: item[1])
+        (Path(folder) / VOCAB_FILE).write_text("".join(token + "\n" for token, _ in by_id), encoding="utf-8")
+
+
+class UnigramTokenizer(TextTokenizer):
+    """SentencePiece unigram tokenization as XLM-RoBERTa does it (the module docstring says how).
+    `pieces` are (piece, log-probability) in id order; `normalization` maps a character to its
+    replacement (an empty string drops it); `special` names the ids of <s>, </s>, <pad>, <unk>."""
+
+    kind = UNIGRAM
+
+    def __init__(self, pieces: Sequence[tuple[str, float]], normalization: dict[str, str], special: dict[str, int],
+                 max_seq_length: int = 128, truncation: str = "head"):
+        names = {role: pieces[index][0] for role, index in special.items()}
+        rust = Tokenizer(models.Unigram([(piece, float(score)) for piece, score in pieces], unk_id=special["unk"]))
+        rust.normalizer = normalizers.Replace(Regex(" {2,}"), " ")
+        rust.pre_tokenizer = pre_tokenizers.Metaspace(replacement=METASPACE, prepend_scheme="always")
+        rust.post_processor = processors.TemplateProcessing(
+            single=f"{names['bos']} $A {names['eos']}",
+            special_tokens=[(names["bos"], special["bos"]), (names["eos"], special["eos"])],
+        )
+        rust.decoder = decoders.Metaspace(replacement=METASPACE, prepend_scheme="always")
+        vocab = {piece: index for index, (piece, _) in enumerate(pieces)}
+        self.pieces = [(piece, float(score)) for piece, score in pieces]
+        self.normalization = dict(normalization)
+        self.special = dict(special)
+        self._table = str.maketrans(self.normalization)
+        super().__init__(rust, vocab, pad=names["pad"], cls=names["bos"], sep=names["eos"], unk=names["unk"],
+                         lowercase=False, max_seq_length=max_seq_length, truncation=truncation)
+
+    def identity(self) -> tuple:
+        return (*super().identity(), tuple(sorted(self.normalization.items())))
+
+    def normalize(self, texts: Sequence[str]) -> list[str]:
+        return [text.translate(self._table) for text in texts]
+
+    def save(self, folder: Path | str) -> None:
+        super().save(folder)
+        document = {"special": self.special, "normalization": self.normalization}
+        (Path(folder) / TOKENIZER_NORMALIZATION_FILE).write_text(json.dumps(document, ensure_ascii=False) + "\n",
+                                                                  encoding="utf-8")
+
+    @classmethod
+    def load_folder(cls, folder: Path, settings: dict) -> "UnigramTokenizer":
+        extra = json.loads((folder / TOKENIZER_NORMALIZATION_FILE).read_text(encoding="utf-8"))
+        model = json.loads((folder / TOKENIZER_JSON_FILE).read_text(encoding="utf-8"))["model"]
+        if model.get("type") != "Unigram":
+            raise PretrainedError(f"{folder}/{TOKENIZER_JSON_FILE} is not a unigram tokenizer")
+        return cls([(piece, score) for piece, score in model["vocab"]], extra["normalization"],
+                   {role: int(index) for role, index in extra["special"].items()},
+                   max_seq_length=int(settings["max_seq_length"]), truncation=settings.get("truncation", "head"))
+
+
+def load_saved_tokenizer(folder: Path | str) -> TextTokenizer:
+    """Load a tokenizer saved by `save`, of either kind (a folder without a kind is WordPiece)."""
+    folder = Path(folder)
+    settings_path = folder / SETTINGS_FILE
+    if not settings_path.is_file():
+        raise PretrainedError(f"{folder}: not a bertserve tokenizer folder (no {SETTINGS_FILE})")
+    settings = json.loads(settings_path.read_text(encoding="utf-8"))
+    kind = settings.get("kind", WORDPIECE)
+    try:
+        if kind == UNIGRAM:
+            return UnigramTokenizer.load_folder(folder, settings)
+        if kind != WORDPIECE:
+            raise PretrainedError(f"{folder}/{SETTINGS_FILE}: unknown tokenizer kind {kind!r} (this bertserve reads "
+                                  f"{WORDPIECE!r} and {UNIGRAM!r})")
+        if not (folder / VOCAB_FILE).is_file():
+            raise PretrainedError(f"{folder}: not a bertserve tokenizer folder (needs {VOCAB_FILE} and {SETTINGS_FILE})")
+        return BertTokenizer.from_vocab_file(
+            folder / VOCAB_FILE, lowercase=bool(settings["lowercase"]), max_seq_length=int(settings["max_seq_length"]),
+            truncation=settings.get("truncation", "head"),  # folders written before head+tail existed
+        )
+    except (OSError, KeyError, TypeError, ValueError) as error:  # a damaged or hand-edited folder
+        raise PretrainedError(f"{folder}: unreadable tokenizer folder ({error})") from error

@@ -60,14 +60,14 @@ def test_the_peer_engine_truncates_head_and_tail_like_bertserve(peer_engine_modu
     import json
     import shutil
 
-    from bertserve.tokenizer import BertTokenizer
+    from bertserve.tokenizer import load_saved_tokenizer
 
     folder = tmp_path / "1"
     shutil.copytree(tiny_export, folder)
     settings = folder / "tokenizer" / "tokenizer_settings.json"
     settings.write_text(json.dumps({**json.loads(settings.read_text()), "truncation": "head+tail"}))
     texts = ["开头" + "中间的内容很长" * 40 + "结尾很差", "很好"]
-    expected = BertTokenizer.load(folder / "tokenizer").token_ids(texts)
+    expected = load_saved_tokenizer(folder / "tokenizer").token_ids(texts)
     engine = peer_engine_module.PeerEngine(folder, threads=1)
     seen = []
     engine._run = lambda feed: seen.append(feed) or np.zeros((len(texts), 2), dtype=np.float32)

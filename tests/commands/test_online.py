@@ -112,5 +112,5 @@ def test_tokenizer_sends_the_demo_ids_from_a_version_or_tokenizer_folder(tiny_se
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr == (
         f"bertserve: error: --tokenizer {tmp_path}: expected an exported version folder (BASE/<version>) "
-        "or its tokenizer/ folder (vocab.txt + tokenizer_settings.json)\n"
+        "or its tokenizer/ folder (tokenizer_settings.json + its vocabulary)\n"
     )

@@ -113,18 +113,18 @@ def _client_tokenizer(folder: str):
     from pathlib import Path
 
     from bertserve.errors import ConfigError, PretrainedError
-    from bertserve.layout import TOKENIZER_DIR, TOKENIZER_SETTINGS_FILE, VOCAB_FILE
-    from bertserve.tokenizer import BertTokenizer
+    from bertserve.layout import TOKENIZER_DIR, TOKENIZER_SETTINGS_FILE
+    from bertserve.tokenizer import load_saved_tokenizer
 
     path = Path(folder).expanduser()
     if not (path / TOKENIZER_SETTINGS_FILE).is_file() and (path / TOKENIZER_DIR).is_dir():
         path = path / TOKENIZER_DIR  # a version folder: use the tokenizer saved inside it
     try:
-        tokenizer = BertTokenizer.load(path)
+        tokenizer = load_saved_tokenizer(path)
     except PretrainedError:
         raise ConfigError(
             f"--tokenizer {folder}: expected an exported version folder (BASE/<version>) or its {TOKENIZER_DIR}/ "
-            f"folder ({VOCAB_FILE} + {TOKENIZER_SETTINGS_FILE})"
+            f"folder ({TOKENIZER_SETTINGS_FILE} + its vocabulary)"
         ) from None
     return lambda sentence: tokenizer.encode([sentence], pad_to=tokenizer.max_seq_length).input_ids.tolist()
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from bertserve.errors import ExportError
 from bertserve.export.dev_split import DevSplit
-from bertserve.tokenizer import BertTokenizer
+from bertserve.tokenizer import TextTokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ DEFAULT_MAX_ACCURACY_DROP = 0.5  # accuracy points (percent) the exported model 
 BATCH_SIZE = 32  # dev texts per engine call, sorted by length so little padding is computed
 
 
-def dev_accuracy(engine: Any, tokenizer: BertTokenizer, dev: DevSplit) -> float:
+def dev_accuracy(engine: Any, tokenizer: TextTokenizer, dev: DevSplit) -> float:
     """Fraction of dev texts whose argmax class from `engine` (logits) is the gold one."""
     if not dev.label_ids:
         raise ExportError("the dev split has no labels to measure accuracy with")
@@ -56,7 +56,7 @@ def check_accuracy(
     reference: Any,
     load_exported: Callable[[], Any],
     recover: Callable[[], str] | None,
-    tokenizer: BertTokenizer,
+    tokenizer: TextTokenizer,
     dev: DevSplit | None,
     max_drop: float,
     strict: bool,

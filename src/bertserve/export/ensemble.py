@@ -38,10 +38,6 @@ def member_folder(version_folder: Path, index: int) -> Path:
     return Path(version_folder) / MEMBERS_DIR / str(index)
 
 
-def tokenizer_identity(tokenizer: Any) -> tuple:
-    return (tokenizer.vocab, tokenizer.lowercase, tokenizer.max_seq_length, getattr(tokenizer, "truncation", "head"))
-
-
 def check_members_agree(runs: list[Any]) -> None:
     """Refuse an ensemble whose runs differ in labels or tokenizer, naming the first difference."""
     first = runs[0]
@@ -49,10 +45,12 @@ def check_members_agree(runs: list[Any]) -> None:
         if list(run.labels) != list(first.labels):
             raise ExportError(f"cannot ensemble {first.folder} and {run.folder}: labels {list(first.labels)} vs "
                               f"{list(run.labels)}; every --run must have the same labels in the same order")
-        if tokenizer_identity(run.tokenizer) != tokenizer_identity(first.tokenizer):
-            ours, theirs = first.tokenizer, run.tokenizer
-            detail = ("vocabularies differ" if ours.vocab != theirs.vocab else
-                      f"lowercase/max_seq_length/truncation {tokenizer_identity(ours)[1:]} vs {tokenizer_identity(theirs)[1:]}")
+        ours, theirs = first.tokenizer, run.tokenizer
+        if ours.identity() != theirs.identity():
+            detail = (f"kinds {ours.kind} vs {theirs.kind}" if ours.kind != theirs.kind else
+                      "vocabularies differ" if ours.vocab != theirs.vocab else
+                      f"lowercase/max_seq_length/truncation {ours.identity()[2:5]} vs {theirs.identity()[2:5]}"
+                      if ours.identity()[2:5] != theirs.identity()[2:5] else "character normalisation differs")
             raise ExportError(f"cannot ensemble {first.folder} and {run.folder}: their tokenizers differ ({detail}); "
                               "every --run must use the same tokenizer")
     folders = [run.folder.resolve() for run in runs]

@@ -42,7 +42,7 @@ from bertserve.inference.manifest import verify_folder
 from bertserve.inference.padded_shapes import check_padded_lengths, pad_to_fixed_length
 from bertserve.inference.engines import Engine, create_engine
 from bertserve.inference.signature import check_signature
-from bertserve.tokenizer import BertTokenizer, Encoded
+from bertserve.tokenizer import Encoded, TextTokenizer, load_saved_tokenizer
 from bertserve.layout import (EXPORT_CONFIG_FILE, LABELS_FILE, MEMBERS_DIR, MODEL_CARD_FILE, ONNX_MODEL_FILE, SIGNATURE_FILE,
                               TOKENIZER_DIR)
 
@@ -104,7 +104,7 @@ class ExportedModel:
     path: Path
     version: int
     labels: list[str]
-    tokenizer: BertTokenizer
+    tokenizer: TextTokenizer
     signature: dict[str, Any]
     max_seq_length: int
     engine: Engine
@@ -142,7 +142,7 @@ class ExportedModel:
             labels = read_json(path / LABELS_FILE).get("labels")
             config_path = path / EXPORT_CONFIG_FILE
             export_config = read_json(config_path) if config_path.is_file() else {}
-            tokenizer = BertTokenizer.load(path / TOKENIZER_DIR)
+            tokenizer = load_saved_tokenizer(path / TOKENIZER_DIR)
         except FileNotFoundError as error:
             raise ExportError(f"{path}: missing {Path(error.filename).name}; re-export the model") from error
         except ValueError as error:  # JSON decode errors

@@ -10,7 +10,7 @@ import torch
 from tqdm.auto import tqdm
 
 from bertserve.errors import ConfigError
-from bertserve.tokenizer import BertTokenizer
+from bertserve.tokenizer import TextTokenizer
 
 
 def select_device(requested: str) -> torch.device:
@@ -44,7 +44,7 @@ def select_precision(requested: str, device: torch.device) -> torch.dtype | None
     return torch.bfloat16 if cpu_has_fast_bf16() else None
 
 
-def to_tensors(tokenizer: BertTokenizer, id_lists: Sequence[Sequence[int]], device: torch.device) -> dict[str, torch.Tensor]:
+def to_tensors(tokenizer: TextTokenizer, id_lists: Sequence[Sequence[int]], device: torch.device) -> dict[str, torch.Tensor]:
     encoded = tokenizer.pad(id_lists)
     return {name: torch.from_numpy(array).to(device) for name, array in encoded.as_dict().items()}
 
@@ -52,7 +52,7 @@ def to_tensors(tokenizer: BertTokenizer, id_lists: Sequence[Sequence[int]], devi
 @torch.inference_mode()
 def predict_probabilities(
     model,
-    tokenizer: BertTokenizer,
+    tokenizer: TextTokenizer,
     id_lists: Sequence[Sequence[int]],
     device: torch.device,
     autocast_dtype: torch.dtype | None = None,

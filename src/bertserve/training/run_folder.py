@@ -4,7 +4,7 @@
       config.json        effective training config (defaults < file < flags), seed included
       labels.json        {"labels": [...]}: class id = position
       model/             Hugging Face format: config.json + model.safetensors (best dev epoch)
-      tokenizer/         vocab.txt, tokenizer.json, tokenizer_settings.json
+      tokenizer/         tokenizer.json, tokenizer_settings.json, vocab.txt (WordPiece) or normalization.json (unigram)
       history.jsonl      one JSON object per epoch (train loss, dev metrics, time)
       metrics.json       final dev/test metrics of the kept weights
       environment.json   library versions, machine, command line
@@ -27,7 +27,7 @@ from typing import Any
 from bertserve import __version__
 from bertserve.errors import RunFolderError
 from bertserve.files import read_json, write_folder_atomically, write_json_atomic, write_text_atomic
-from bertserve.tokenizer import BertTokenizer
+from bertserve.tokenizer import TextTokenizer, load_saved_tokenizer
 from bertserve.layout import (CONFIG_FILE, DATA_REPORT_FILE, ENVIRONMENT_FILE, HISTORY_FILE, LABELS_FILE, MODEL_DIR,
                               TOKENIZER_DIR, WEIGHTS_FILE)
 
@@ -52,7 +52,7 @@ def prepare_run_folder(output: Path, resume: bool) -> None:
     (output / HISTORY_FILE).unlink(missing_ok=True)
 
 
-def start_run_folder(output: Path, config_values: dict, data_report: dict, environment: dict, tokenizer: BertTokenizer,
+def start_run_folder(output: Path, config_values: dict, data_report: dict, environment: dict, tokenizer: TextTokenizer,
                      label_names: list[str], label_values: list[str]) -> None:
     """What is known before the first step: config, data report, environment, tokenizer, labels."""
     write_json_atomic(output / CONFIG_FILE, config_values)
@@ -134,7 +134,7 @@ def load_labels(folder: Path) -> list[str]:
     return labels
 
 
-def save_model(run_dir: Path, model, tokenizer: BertTokenizer, labels: list[str]) -> None:
+def save_model(run_dir: Path, model, tokenizer: TextTokenizer, labels: list[str]) -> None:
     """Write weights (safetensors), tokenizer and labels into `run_dir`."""
     run_dir = Path(run_dir)
     model.save_pretrained(str(run_dir / MODEL_DIR), safe_serialization=True)
@@ -146,7 +146,7 @@ def save_model(run_dir: Path, model, tokenizer: BertTokenizer, labels: list[str]
 class LoadedRun:
     folder: Path
     model: Any  # transformers PreTrainedModel, in eval mode
-    tokenizer: BertTokenizer
+    tokenizer: TextTokenizer
     labels: list[str]
     config: dict
 
@@ -162,7 +162,7 @@ def load_run(run_dir: Path | str) -> LoadedRun:
     if not weights.is_file():
         raise RunFolderError(f"{run_dir}: no {MODEL_DIR}/model.safetensors; is this a bertserve run folder?")
     labels = load_labels(run_dir)
-    tokenizer = BertTokenizer.load(run_dir / TOKENIZER_DIR)
+    tokenizer = load_saved_tokenizer(run_dir / TOKENIZER_DIR)
     model = AutoModelForSequenceClassification.from_pretrained(
         str(run_dir / MODEL_DIR), local_files_only=True, use_safetensors=True
     )

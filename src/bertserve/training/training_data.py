@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from bertserve.data.datasets import (Dataset, describe_split, fingerprint, label_counts, load_dataset, parse_label_names,
                                      unseen_positions)
-from bertserve.tokenizer import BertTokenizer
+from bertserve.tokenizer import TextTokenizer
 from bertserve.training.config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ class TrainingData:
                      len(test.gold) - len(test.leakage_free), len(test.gold), len(test.leakage_free))
 
 
-def load_training_data(config: TrainConfig, tokenizer: BertTokenizer) -> TrainingData:
+def load_training_data(config: TrainConfig, tokenizer: TextTokenizer) -> TrainingData:
     """Read, sample (--max-train-examples, --max-eval-examples) and tokenize the data of `config`."""
     dataset = load_dataset(config.data, text_column=config.text_column, label_column=config.label_column,
                            format=config.data_format, label_names=parse_label_names(config.label_names), seed=config.seed)

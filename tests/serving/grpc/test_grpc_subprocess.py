@@ -61,9 +61,9 @@ def health_status(health, service: str = "") -> str:
                     reason=".venv-tf (tensorflow-cpu + tensorflow-serving-api) is absent or its install failed: "
                            "run scripts/setup_tf_client.sh")
 def test_official_tensorflow_serving_client_gets_the_rest_probabilities(grpc_base, tmp_path):
-    from bertserve.tokenizer import BertTokenizer
+    from bertserve.tokenizer import load_saved_tokenizer
 
-    tokenizer = BertTokenizer.load(grpc_base / "1" / "tokenizer")
+    tokenizer = load_saved_tokenizer(grpc_base / "1" / "tokenizer")
     input_ids = tokenizer.encode(TEXTS, pad_to=128).input_ids.tolist()
     with serve(grpc_base, tmp_path / "server.log") as (_, url, target):
         rest = httpx.post(f"{url}/v1/models/tiny:predict", json={"instances": TEXTS}, timeout=30).json()["predictions"]
