@@ -109,12 +109,12 @@ def load_tokenizer(source: PretrainedSource, max_seq_length: int, lowercase: boo
         if lowercase:
             raise PretrainedError(f"{source.name} keeps case (its SentencePiece vocabulary is cased); drop --lowercase")
         packed = packed_e5(source)
-        check_length(source, max_seq_length, packed.positions)
+        check_length(source.name, max_seq_length, packed.positions)
         return UnigramTokenizer(packed.pieces, packed.normalization, packed.special, max_seq_length, truncation)
     if lowercase is None:
         declared = _lowercase_setting(source.folder)
         lowercase = True if declared is None else declared
-    check_length(source, max_seq_length, max_positions(source))
+    check_length(source.folder.name, max_seq_length, max_positions(source))
     vocab_path = source.folder / "vocab.txt"
     if vocab_path.is_file():
         vocab = read_vocab(vocab_path)
@@ -128,9 +128,9 @@ def load_tokenizer(source: PretrainedSource, max_seq_length: int, lowercase: boo
     return BertTokenizer(vocab, lowercase=lowercase, max_seq_length=max_seq_length, truncation=truncation)
 
 
-def check_length(source: PretrainedSource, max_seq_length: int, positions: int | None) -> None:
+def check_length(encoder: str, max_seq_length: int, positions: int | None) -> None:
     if positions is not None and max_seq_length > positions:
-        raise PretrainedError(f"--max-seq-length {max_seq_length} is longer than {source.name} can read "
+        raise PretrainedError(f"--max-seq-length {max_seq_length} is longer than {encoder} can read "
                               f"(max_position_embeddings {positions}); use --max-seq-length {positions} or less")
 
 
