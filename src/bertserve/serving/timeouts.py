@@ -16,6 +16,14 @@ is read and discarded, for up to `linger_seconds` and `linger_bytes` (nginx's li
 closing a socket with unread data sends a TCP reset, and a client still sending its body would
 see "connection reset" instead of the 413.
 
+The keep-alive timeout (uvicorn's `timeout_keep_alive`) never drops a request: when it fires
+with a request already received but not yet read by the event loop (it arrived in the same loop
+step; a busy loop makes that step long), the connection stays open and the request is served.
+Otherwise the server sends its FIN at once (`write_eof`), not one loop step later when asyncio
+really closes the socket: a client about to reuse the connection sees it closed instead of
+sending a request that the close would then answer with a TCP reset (found as an
+`httpx.ReadError` under overload, tests/scenarios/test_overload.py).
+
     config = uvicorn.Config(app, http=guarded_protocol(head_timeout_seconds=10.0))
 """
 
@@ -24,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import socket
 from typing import Any
 
 logger = logging.getLogger(__name__)
@@ -112,6 +121,17 @@ class _ConnectionGuards:
         else:
             self._arm_head_timer()
 
+    def timeout_keep_alive_handler(self) -> None:
+        if self.transport.is_closing():
+            return
+        if _has_unread_bytes(self.transport):
+            # A request arrived as the timer fired: the loop reads it next (data_received), and
+            # the head timer still bounds a client that sends only part of a head.
+            return
+        if self.transport.can_write_eof():
+            self.transport.write_eof()  # the FIN now; close() shuts the socket a loop step later
+        super().timeout_keep_alive_handler()
+
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_head_timer()
         self._cancel_linger_timer()
@@ -153,6 +173,26 @@ class _ConnectionGuards:
         if self._waiting_for_head() and not self.transport.is_closing():
             logger.info("closing a connection that sent no complete request head within %.1f s", self.head_timeout_seconds)
             self.transport.close()
+
+
+def _has_unread_bytes(transport: Any) -> bool:
+    """Whether bytes wait in the socket's receive buffer (peeked: they stay for the loop to read).
+    False at end of stream and where the socket cannot be peeked."""
+    transport_socket = transport.get_extra_info("socket")
+    if transport_socket is None:
+        return False
+    try:
+        # A view on the transport's file descriptor (detached below, so never closed here);
+        # the descriptor is non-blocking, as asyncio set it.
+        view = socket.socket(fileno=transport_socket.fileno())
+    except OSError:
+        return False
+    try:
+        return bool(view.recv(1, socket.MSG_PEEK | getattr(socket, "MSG_DONTWAIT", 0)))
+    except OSError:  # BlockingIOError: nothing waiting; or the connection is already gone
+        return False
+    finally:
+        view.detach()
 
 
 def guarded_protocol(
