@@ -31,9 +31,17 @@ def server(tiny_export, tmp_path_factory):
         yield running
 
 
-async def flood(url: str, concurrency: int, requests_each: int) -> list[tuple[int, float, dict]]:
-    """`concurrency` clients, each sending `requests_each` back-to-back requests of 8 texts."""
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+async def flood(url: str, concurrency: int, requests_each: int, keep_alive_seconds: float) -> list[tuple[int, float, dict]]:
+    """`concurrency` clients, each sending `requests_each` back-to-back requests of 8 texts.
+
+    The client stops reusing an idle connection well before the server's keep-alive timeout
+    (`keep_alive_seconds`) closes it, as a client must: httpx's default (5 s) equals the server's,
+    and its idle clock starts when it has read a response, up to 0.85 s after the server's
+    (measured here under load), so it kept sending requests on connections the server was
+    closing at that moment; a request crossing the server's FIN gets no answer (RFC 9112 9.5),
+    and this test would measure that race instead of the overload."""
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency,
+                          keepalive_expiry=keep_alive_seconds / 5)
     async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
 
         async def one_client() -> list[tuple[int, float, dict]]:
@@ -61,7 +69,8 @@ def test_overload_sheds_with_fast_503s_and_recovers(server):
         stop = asyncio.Event()
         watcher = asyncio.wrap_future(asyncio.run_coroutine_threadsafe(watch_queue(stop), server.server.servers[0].get_loop()))
         try:
-            return await flood(server.url, concurrency=64, requests_each=6)
+            return await flood(server.url, concurrency=64, requests_each=6,
+                               keep_alive_seconds=server.server_options.keep_alive_seconds)
         finally:
             server.server.servers[0].get_loop().call_soon_threadsafe(stop.set)
             await watcher
