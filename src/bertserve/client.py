@@ -27,6 +27,9 @@ from bertserve.errors import ClientError
 DEFAULT_URL = "http://127.0.0.1:8501"
 # TF Serving's own request deadline is 30 s; waiting a little longer lets its 504 reach us.
 DEFAULT_TIMEOUT_SECONDS = 35.0
+# Idle connections are dropped well before the server closes them (`bertserve serve`'s keep-alive:
+# 5 s), so the client never reuses one at the instant the server's close is on its way.
+KEEPALIVE_EXPIRY_SECONDS = 2.0
 
 
 def quiet_http_logs() -> None:
@@ -51,7 +54,8 @@ class BertServeClient:
         self.model = model
         self.timeout = timeout
         self.version = None if version is None else str(version)
-        self._http = httpx.Client(base_url=self.url, timeout=timeout, transport=transport)
+        self._http = httpx.Client(base_url=self.url, timeout=timeout, transport=transport,
+                                  limits=httpx.Limits(keepalive_expiry=KEEPALIVE_EXPIRY_SECONDS))
         self._labels: list[str] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
