@@ -186,6 +186,8 @@ def test_unigram_save_and_load_round_trip(unigram, tmp_path):
 def test_tokenizers_of_different_kinds_or_maps_differ(unigram, chinese_tokenizer):
     other_map = UnigramTokenizer(UNIGRAM_PIECES, {"，": ","}, UNIGRAM_SPECIAL, max_seq_length=8)
     assert unigram.identity() != other_map.identity()
+    rescored = [(piece, score - 1.0 if piece == "很好" else score) for piece, score in UNIGRAM_PIECES]
+    assert unigram.identity() != UnigramTokenizer(rescored, {"，": ",", "\x01": ""}, UNIGRAM_SPECIAL, max_seq_length=8).identity()
     assert unigram.identity()[0] != chinese_tokenizer.identity()[0]
 
 

@@ -216,7 +216,8 @@ class UnigramTokenizer(TextTokenizer):
                          lowercase=False, max_seq_length=max_seq_length, truncation=truncation)
 
     def identity(self) -> tuple:
-        return (*super().identity(), tuple(sorted(self.normalization.items())))
+        # the scores decide the split as much as the pieces do
+        return (*super().identity(), tuple(score for _, score in self.pieces), tuple(sorted(self.normalization.items())))
 
     def normalize(self, texts: Sequence[str]) -> list[str]:
         return [text.translate(self._table) for text in texts]

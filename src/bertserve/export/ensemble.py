@@ -50,7 +50,7 @@ def check_members_agree(runs: list[Any]) -> None:
             detail = (f"kinds {ours.kind} vs {theirs.kind}" if ours.kind != theirs.kind else
                       "vocabularies differ" if ours.vocab != theirs.vocab else
                       f"lowercase/max_seq_length/truncation {ours.identity()[2:5]} vs {theirs.identity()[2:5]}"
-                      if ours.identity()[2:5] != theirs.identity()[2:5] else "character normalisation differs")
+                      if ours.identity()[2:5] != theirs.identity()[2:5] else "piece scores or character normalisation differ")
             raise ExportError(f"cannot ensemble {first.folder} and {run.folder}: their tokenizers differ ({detail}); "
                               "every --run must use the same tokenizer")
     folders = [run.folder.resolve() for run in runs]
