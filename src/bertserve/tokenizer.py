@@ -198,8 +198,9 @@ class UnigramTokenizer(TextTokenizer):
 
     def __init__(self, pieces: Sequence[tuple[str, float]], normalization: dict[str, str], special: dict[str, int],
                  max_seq_length: int = 128, truncation: str = "head"):
-        names = {role: pieces[index][0] for role, index in special.items()}
-        rust = Tokenizer(models.Unigram([(piece, float(score)) for piece, score in pieces], unk_id=special["unk"]))
+        self.pieces = [(piece, float(score)) for piece, score in pieces]
+        names = {role: self.pieces[index][0] for role, index in special.items()}
+        rust = Tokenizer(models.Unigram(self.pieces, unk_id=special["unk"]))
         rust.normalizer = normalizers.Replace(Regex(" {2,}"), " ")
         rust.pre_tokenizer = pre_tokenizers.Metaspace(replacement=METASPACE, prepend_scheme="always")
         rust.post_processor = processors.TemplateProcessing(
@@ -207,8 +208,7 @@ class UnigramTokenizer(TextTokenizer):
             special_tokens=[(names["bos"], special["bos"]), (names["eos"], special["eos"])],
         )
         rust.decoder = decoders.Metaspace(replacement=METASPACE, prepend_scheme="always")
-        vocab = {piece: index for index, (piece, _) in enumerate(pieces)}
-        self.pieces = [(piece, float(score)) for piece, score in pieces]
+        vocab = {piece: index for index, (piece, _) in enumerate(self.pieces)}
         self.normalization = dict(normalization)
         self.special = dict(special)
         self._table = str.maketrans(self.normalization)
