@@ -58,3 +58,30 @@ def test_protocols_summary_takes_medians_over_rounds_and_counts_rounds_won(tmp_p
 def test_protocols_summary_says_when_there_is_nothing_to_read(tmp_path, capsys):
     assert load_script("protocols_summary").main(tmp_path) == 1
     assert "no round-*.json in" in capsys.readouterr().out
+
+
+def test_served_accuracy_scores_the_whole_test_split_and_its_leakage_free_part(tmp_path, capsys, monkeypatch):
+    import sys
+
+    import pytest
+
+    served_accuracy = load_script("served_accuracy")
+    data = tmp_path / "data"
+    data.mkdir()
+    train = [("1", "很好"), ("0", "很差"), ("1", "喜欢"), ("0", "失望")]
+    test = [("1", "很好"), ("0", "很差"), ("1", "满意"), ("0", "退货")]  # the first two also occur in train
+    for split, rows in (("train", train), ("dev", train), ("test", test)):
+        (data / f"{split}.tsv").write_text("label\ttext_a\n" + "".join(f"{l}\t{t}\n" for l, t in rows), encoding="utf-8")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "labels.json").write_text(json.dumps({"labels": ["negative", "positive"], "values": ["0", "1"]}))
+    predicted = ["positive", "positive", "positive", "positive"]  # right on 2 of 4; on 1 of the 2 leakage-free
+    predictions = tmp_path / "test.predictions.tsv"
+    predictions.write_text("label\ttext_a\tpredicted_label\n" + "".join(f"{l}\t{t}\t{p}\n" for (l, t), p in zip(test, predicted)),
+                           encoding="utf-8")
+    monkeypatch.setattr(sys, "argv", ["served_accuracy", str(data), str(predictions), str(run)])
+    served_accuracy.main()
+    assert capsys.readouterr().out == "test 50.00 % (4 texts), leakage-free 50.00 % (2 texts)\n"
+    predictions.write_text("label\ttext_a\tpredicted_label\n1\t别的\tpositive\n", encoding="utf-8")
+    with pytest.raises(SystemExit, match="not the test split"):
+        served_accuracy.main()
