@@ -24,6 +24,8 @@ of the machine hits all of them alike; medians over rounds are reported):
   request;
 - then each peer found (naive: needs a run folder; ray, litserve: need `bash
   benchmarks/peers/setup_peer_venv.sh`), each alternated with bertserve's defaults at 1 and 32 clients.
+`--variant 'NAME=FLAGS'` (repeatable) adds a server with those flags beside the defaults, in the
+interleaved blocks and in every round: how a candidate setting is judged before it becomes a default.
 It prints the issue's targets as PASS/MISS and writes WORK/issue10.json. About 15 minutes on 2 cores
 with a trained export (--duration 5 --rounds 3).
 """
@@ -35,6 +37,7 @@ import asyncio
 import http.client
 import json
 import os
+import shlex
 import shutil
 import signal
 import statistics
@@ -73,7 +76,16 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--ablations", action="store_true",
                         help="also serve with each change of issue 10 turned off, in the same rounds: "
                              "--inline_engine_calls never, and --engine_tuning off --inference_precision fp32")
-    return parser.parse_args()
+    parser.add_argument("--variant", action="append", default=[], metavar="NAME=FLAGS",
+                        help="also serve with these `bertserve serve` flags, measured beside the defaults in the "
+                             "interleaved blocks and every round (repeatable), e.g. "
+                             "'2 batch threads=--num_batch_threads 2'")
+    args = parser.parse_args()
+    for variant in args.variant:
+        name, _, flags = variant.partition("=")
+        if not name.strip() or not flags.strip():
+            parser.error(f"--variant must be NAME=FLAGS, got {variant!r}")
+    return args
 
 
 def run(command: list[str], log: Path) -> None:
@@ -189,11 +201,13 @@ def main() -> int:
         Server("bertserve fp32 pinned", version_dir.parent, work, ["--engine_tuning", "off", "--inference_precision", "fp32"],
                cache),
     ] if args.ablations else []
+    variants = [Server(f"bertserve {name.strip()}", version_dir.parent, work, shlex.split(flags), cache)
+                for name, _, flags in (variant.partition("=") for variant in args.variant)]
 
     [median_text] = select(texts, "median")
     print(f"issue10: interleaved 1-client comparison on the median text ({len(median_text)} characters), "
           f"{args.blocks} x {args.block_size} requests per target", flush=True)
-    interleaved = interleaved_latency(defaults, raw, median_text, args.blocks, args.block_size)
+    interleaved = interleaved_latency(defaults, raw, median_text, args.blocks, args.block_size, variants)
     for target, row in interleaved.items():
         print(f"  {target:<28} p50 {row['p50_ms']:8.2f} ms  p90 {row['p90_ms']:8.2f} ms  CPU {row['cpu_ms']:7.3f} ms/req", flush=True)
 
@@ -212,10 +226,10 @@ def main() -> int:
                 result = engine_level(model, texts, count, 32, args.duration, None, args.warmup)
                 result.target = f"raw {'openvino' if is_openvino else 'engine'} {precision}"
                 keep(result)
-            for server in (defaults, budget, *ablations):
+            for server in (defaults, budget, *ablations, *variants):
                 keep(level(server.target, texts, count, args, server.process.pid))
     del raw
-    for server in (budget, *ablations):
+    for server in (budget, *ablations, *variants):
         server.stop()
 
     for name in [part for part in args.peers.split(",") if part]:
@@ -247,36 +261,41 @@ def main() -> int:
     return 0
 
 
-def interleaved_latency(server: "Server", raw: dict, text: str, blocks: int, block_size: int) -> dict:
+def interleaved_latency(server: "Server", raw: dict, text: str, blocks: int, block_size: int,
+                        variants: list["Server"] = ()) -> dict:
     """The held-out check's method: the median-length text at batch 1, `block_size` served requests
     (one keep-alive HTTP connection from this process, as a plain client would) alternating with
     `block_size` raw calls of each precision in this process, `blocks` times. Per target: p50 and
     p90 over all its requests, and CPU per request (the server process's for served; this
-    process's for raw, whose engine is the only thing running then)."""
+    process's for raw, whose engine is the only thing running then). `variants`: more servers,
+    each with its own blocks in the same alternation ("served NAME")."""
     body = json.dumps({"instances": [text]}, ensure_ascii=False).encode("utf-8")
-    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
-    path = server.target.path
-    latencies: dict[str, list[float]] = {"served": [], **{f"raw {name}": [] for name in raw}}
+    servers = {"served": server, **{f"served {variant.name.removeprefix('bertserve ')}": variant for variant in variants}}
+    connections = {name: http.client.HTTPConnection("127.0.0.1", each.port, timeout=60) for name, each in servers.items()}
+    latencies: dict[str, list[float]] = {**{name: [] for name in servers}, **{f"raw {name}": [] for name in raw}}
     cpu_seconds: dict[str, float] = dict.fromkeys(latencies, 0.0)
 
-    def served_call() -> None:
-        connection.request("POST", path, body, {"Content-Type": "application/json"})
+    def served_call(name: str) -> None:
+        connection = connections[name]
+        connection.request("POST", servers[name].target.path, body, {"Content-Type": "application/json"})
         response = connection.getresponse()
         answer = response.read()
         if response.status != 200:
-            raise SystemExit(f"served request failed: HTTP {response.status}: {answer[:200]!r}")
+            raise SystemExit(f"{name}: request failed: HTTP {response.status}: {answer[:200]!r}")
 
-    for _ in range(5):  # warm the connection and both paths
-        served_call()
+    for _ in range(5):  # warm the connections and every path
+        for name in servers:
+            served_call(name)
         for model in raw.values():
             model.predict_texts([text])
     for _ in range(blocks):
-        before = process_cpu_seconds(server.process.pid)
-        for _ in range(block_size):
-            started = time.perf_counter()
-            served_call()
-            latencies["served"].append((time.perf_counter() - started) * 1000)
-        cpu_seconds["served"] += process_cpu_seconds(server.process.pid) - before
+        for name, each in servers.items():
+            before = process_cpu_seconds(each.process.pid)
+            for _ in range(block_size):
+                started = time.perf_counter()
+                served_call(name)
+                latencies[name].append((time.perf_counter() - started) * 1000)
+            cpu_seconds[name] += process_cpu_seconds(each.process.pid) - before
         for name, model in raw.items():
             before = time.process_time()
             for _ in range(block_size):
@@ -284,7 +303,8 @@ def interleaved_latency(server: "Server", raw: dict, text: str, blocks: int, blo
                 model.predict_texts([text])
                 latencies[f"raw {name}"].append((time.perf_counter() - started) * 1000)
             cpu_seconds[f"raw {name}"] += time.process_time() - before
-    connection.close()
+    for connection in connections.values():
+        connection.close()
     return {target: {"p50_ms": statistics.median(values), "p90_ms": statistics.quantiles(values, n=10)[-1],
                      "cpu_ms": cpu_seconds[target] * 1000 / len(values), "requests": len(values)}
             for target, values in latencies.items()}
