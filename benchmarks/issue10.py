@@ -243,8 +243,11 @@ def main() -> int:
         try:
             with start_peer(name, run_dir=run_dir, export_dir=version_dir, max_batch_size=32, log_dir=work,
                             precision=precision if precision in ("fp32", "bf16") else None) as target:
+                # Labelled apart from the core rounds: a peer's idle processes (Ray's above all) take
+                # CPU from bertserve too, so these levels pair with the peer's, not with the raw engine.
+                beside = Target(f"bertserve defaults beside {name}", defaults.target.url, defaults.target.path)
                 for count in clients:
-                    keep(level(defaults.target, texts, count, args, defaults.process.pid))
+                    keep(level(beside, texts, count, args, defaults.process.pid))
                     keep(level(Target(f"peer {name}", target.url, target.path), texts, count, args))
         except Exception as error:  # one peer failing must not lose the other measurements
             print(f"issue10: peer {name} failed: {error}", flush=True)
