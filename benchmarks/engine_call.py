@@ -6,8 +6,9 @@ order shuffled each round) so that a noisy minute hurts every way alike:
 
 - `infer(feed)`: OpenVINO copies each numpy input into its own tensor first (bertserve's path
   until 2026-11-30);
-- `infer(feed, share_inputs=True)`: OpenVINO reads the numpy buffers in place (bertserve's path now);
-- `set_input_tensor` + `infer()`: the tensors wrapped by hand, OpenVINO's Python dispatcher skipped;
+- `infer(feed, share_inputs=True)`: OpenVINO reads the numpy buffers in place;
+- `set_input_tensor` + `infer()`: the buffers wrapped as tensors by hand, OpenVINO's Python input
+  dispatching skipped (bertserve's path now, `OpenVinoEngine.run`);
 
 and the two ways of tokenizing one text with the Rust tokenizer (`encode` vs `encode_batch`).
 Prints wall and CPU time per call (CPU counts every thread of this process: OpenVINO's second

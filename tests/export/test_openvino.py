@@ -53,8 +53,9 @@ def test_fp32_parity_with_onnx_and_torch(openvino_export, tiny_export):
 
 
 def test_shared_input_buffers_give_each_call_its_own_answer(openvino_export):
-    """The engine hands OpenVINO the numpy buffers in place (share_inputs): alternating batches of
-    different shapes must still get their own answers, and the caller's arrays stay untouched."""
+    """The engine hands OpenVINO the numpy buffers in place (set_input_tensor, no copy): alternating
+    batches of different shapes must still get their own answers, and the caller's arrays stay
+    untouched."""
     model = ExportedModel.load(openvino_export, threads=1)
     request = model.engine.compiled.create_infer_request()
 
