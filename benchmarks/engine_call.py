@@ -11,6 +11,10 @@ order shuffled each round) so that a noisy minute hurts every way alike:
   dispatching skipped (bertserve's path now, `OpenVinoEngine.run`);
 
 and the two ways of tokenizing one text with the Rust tokenizer (`encode` vs `encode_batch`).
+Then the same engine call back to back vs with the caller idle for `--gap-ms` between calls, as a
+server is between one answer and the next request (HTTP round trip, parsing, tokenizing): what an
+idle gap costs in CPU (OpenVINO's worker thread keeps running for a while after each call) and in
+the next call's time.
 Prints wall and CPU time per call (CPU counts every thread of this process: OpenVINO's second
 thread spins while the first copies), the CPU model and the load average.
 
@@ -45,6 +49,7 @@ def main() -> int:
     parser.add_argument("export", help="an OpenVINO export version folder (bertserve export)")
     parser.add_argument("--rounds", type=int, default=20, help="interleaved rounds (default: 20)")
     parser.add_argument("--calls", type=int, default=50, help="calls per way per round (default: 50)")
+    parser.add_argument("--gap-ms", type=float, default=1.5, help="idle time between calls in the gap test (default: 1.5)")
     args = parser.parse_args()
 
     model = ExportedModel.load(Path(args.export), verify=False, inference_precision="fp32")
@@ -94,7 +99,29 @@ def main() -> int:
     for name, values in wall.items():
         print(f"  {name:<34} median {statistics.median(values):9.1f} us  "
               f"CPU {cpu[name] * 1e6 / len(values):9.1f} us per call")
+    gap_test(engine, encoded, args)
     return 0
+
+
+def gap_test(engine: OpenVinoEngine, encoded: dict, args: argparse.Namespace) -> None:
+    """`engine.run` back to back vs with `--gap-ms` of sleep after each call, interleaved."""
+    gaps = {"back to back": 0.0, f"{args.gap_ms:g} ms idle after each call": args.gap_ms / 1000}
+    wall: dict[str, list[float]] = {name: [] for name in gaps}
+    cpu: dict[str, float] = dict.fromkeys(gaps, 0.0)
+    for _ in range(args.rounds):
+        for name, gap in gaps.items():
+            cpu_started = time.process_time()
+            for _ in range(args.calls):
+                started = time.perf_counter()
+                engine.run(encoded)
+                wall[name].append((time.perf_counter() - started) * 1e6)
+                if gap:
+                    time.sleep(gap)
+            cpu[name] += time.process_time() - cpu_started
+    print("engine.run (bertserve's call) back to back vs with the caller idle in between:")
+    for name in gaps:
+        print(f"  {name:<34} median {statistics.median(wall[name]):9.1f} us  "
+              f"CPU {cpu[name] * 1e6 / len(wall[name]):9.1f} us per call (the idle gap itself costs none)")
 
 
 if __name__ == "__main__":
