@@ -1,5 +1,6 @@
-"""Served accuracy: score a `bertserve predict` output of a data folder's test split, whole and
-leakage-free (the texts that do not also occur in its train split), as bertserve evaluate would.
+"""Served accuracy: score a `bertserve predict` output of a data folder's test split (or dev, with
+`--split dev`), whole and leakage-free (the texts that do not also occur in its train split), as
+bertserve evaluate would.
 
     bertserve predict --model-dir models/NAME/1 --input ../shared/data/chnsenticorp/test.tsv --output test.predictions.tsv
     python benchmarks/served_accuracy.py ../shared/data/chnsenticorp test.predictions.tsv runs/NAME
@@ -22,19 +23,21 @@ def main() -> None:
     parser.add_argument("data", help="data folder with train and test splits")
     parser.add_argument("predictions", type=Path, help="bertserve predict's output for the test split (.tsv)")
     parser.add_argument("run", type=Path, help="the run folder the export came from (for its label names)")
+    parser.add_argument("--split", choices=("test", "dev"), default="test", help="the split predicted (default: test)")
     args = parser.parse_args()
     dataset = load_dataset(args.data)
-    test = dataset.splits["test"].examples
+    test = dataset.splits[args.split].examples
     labels = json.loads((args.run / "labels.json").read_text(encoding="utf-8"))
     name_of = dict(zip(labels.get("values") or labels["labels"], labels["labels"]))
     rows, _, _ = read_file(args.predictions, label_column="predicted_label")
     if [row.text for row in rows] != [example.text for example in test]:
-        raise SystemExit(f"{args.predictions}: its texts are not the test split of {args.data}, in order")
+        raise SystemExit(f"{args.predictions}: its texts are not the {args.split} split of {args.data}, in order")
     correct = [name_of[example.label] == row.label for example, row in zip(test, rows)]
     unseen = unseen_positions(test, dataset.splits["train"].texts)
     free = [correct[index] for index in unseen]
-    print(f"test {100 * sum(correct) / len(correct):.2f} % ({len(correct)} texts), "
-          f"leakage-free {100 * sum(free) / len(free):.2f} % ({len(free)} texts)")
+    free_accuracy = f"{100 * sum(free) / len(free):.2f} %" if free else "-"
+    print(f"{args.split} {100 * sum(correct) / len(correct):.2f} % ({len(correct)} texts), "
+          f"leakage-free {free_accuracy} ({len(free)} texts)")
 
 
 if __name__ == "__main__":

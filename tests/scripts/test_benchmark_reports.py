@@ -70,7 +70,8 @@ def test_served_accuracy_scores_the_whole_test_split_and_its_leakage_free_part(t
     data.mkdir()
     train = [("1", "很好"), ("0", "很差"), ("1", "喜欢"), ("0", "失望")]
     test = [("1", "很好"), ("0", "很差"), ("1", "满意"), ("0", "退货")]  # the first two also occur in train
-    for split, rows in (("train", train), ("dev", train), ("test", test)):
+    dev = [("1", "很好"), ("0", "一般般")]  # the first also occurs in train
+    for split, rows in (("train", train), ("dev", dev), ("test", test)):
         (data / f"{split}.tsv").write_text("label\ttext_a\n" + "".join(f"{l}\t{t}\n" for l, t in rows), encoding="utf-8")
     run = tmp_path / "run"
     run.mkdir()
@@ -85,3 +86,8 @@ def test_served_accuracy_scores_the_whole_test_split_and_its_leakage_free_part(t
     predictions.write_text("label\ttext_a\tpredicted_label\n1\t别的\tpositive\n", encoding="utf-8")
     with pytest.raises(SystemExit, match="not the test split"):
         served_accuracy.main()
+    dev_predictions = tmp_path / "dev.predictions.tsv"
+    dev_predictions.write_text("label\ttext_a\tpredicted_label\n1\t很好\tpositive\n0\t一般般\tpositive\n", encoding="utf-8")
+    monkeypatch.setattr(sys, "argv", ["served_accuracy", str(data), str(dev_predictions), str(run), "--split", "dev"])
+    served_accuracy.main()
+    assert capsys.readouterr().out == "dev 50.00 % (2 texts), leakage-free 0.00 % (1 texts)\n"
