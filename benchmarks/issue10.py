@@ -46,6 +46,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Sequence
 
 from bertserve.bench.engine import engine_level
 from bertserve.bench.loadgen import LevelResult, Target, process_cpu_seconds, run_level
@@ -265,7 +266,7 @@ def main() -> int:
 
 
 def interleaved_latency(server: "Server", raw: dict, text: str, blocks: int, block_size: int,
-                        variants: list["Server"] = ()) -> dict:
+                        variants: Sequence["Server"] = ()) -> dict:
     """The held-out check's method: the median-length text at batch 1, `block_size` served requests
     (one keep-alive HTTP connection from this process, as a plain client would) alternating with
     `block_size` raw calls of each precision in this process, `blocks` times. Per target: p50 and

@@ -209,7 +209,7 @@ class OpenVinoEngine:
         self.input_names: tuple[str, ...] = tuple(port.get_any_name() for port in self.compiled.inputs)
         self.output_names: tuple[str, ...] = tuple(port.get_any_name() for port in self.compiled.outputs)
         # Each input's element type as numpy's (int64 in our exports), for wrapping the buffers as-is.
-        self._input_dtypes = tuple(port.get_element_type().to_dtype() for port in self.compiled.inputs)
+        self._input_dtypes = tuple(_numpy_dtype(port) for port in self.compiled.inputs)
         self._tensor = openvino.Tensor
         self._requests = threading.local()
         self.settings: dict[str, Any] = {
@@ -238,6 +238,14 @@ class OpenVinoEngine:
         request.infer()
         # Copy: the output tensor's memory belongs to the request and is reused by the next call.
         return np.array(request.get_output_tensor(0).data, dtype=np.float32, copy=True)
+
+
+def _numpy_dtype(port: Any) -> np.dtype:
+    """The numpy type of an OpenVINO input; int64 (our exports' ids) where the graph leaves it open."""
+    try:
+        return np.dtype(port.get_element_type().to_dtype())
+    except Exception:  # a dynamic or unusual element type has no numpy twin
+        return np.dtype(np.int64)
 
 
 def _compiled_precision(compiled: Any, asked: str) -> str:
