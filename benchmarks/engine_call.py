@@ -75,53 +75,55 @@ def main() -> int:
         "tokenize: encode_batch([text])": lambda: rust.encode_batch([TEXT]),
         "tokenize: encode(text)": lambda: rust.encode(TEXT),
     }
-    wall: dict[str, list[float]] = {name: [] for name in ways}
-    cpu: dict[str, float] = dict.fromkeys(ways, 0.0)
     for way in ways.values():  # warm every path
         for _ in range(5):
             way()
     load_before = os.getloadavg()
-    for _ in range(args.rounds):
-        order = list(ways)
-        random.shuffle(order)
-        for name in order:
-            cpu_started = time.process_time()
-            for _ in range(args.calls):
-                started = time.perf_counter()
-                ways[name]()
-                wall[name].append((time.perf_counter() - started) * 1e6)
-            cpu[name] += time.process_time() - cpu_started
+    timings = time_interleaved(ways, args.rounds, args.calls)
     machine = cpu_description()
     print(f"CPU {machine['model']}, {machine['cores']} cores, flags {' '.join(machine['flags'])}; "
           f"load {load_before} -> {os.getloadavg()}")
     print(f"export {args.export}: {len(model.tokenizer.token_ids([TEXT])[0])} tokens, "
           f"{args.rounds} rounds x {args.calls} calls per way")
-    for name, values in wall.items():
-        print(f"  {name:<34} median {statistics.median(values):9.1f} us  "
-              f"CPU {cpu[name] * 1e6 / len(values):9.1f} us per call")
-    gap_test(engine, encoded, args)
+    print_timings(timings)
+
+    gap_name = f"{args.gap_ms:g} ms idle after each call"
+    def call() -> None:
+        engine.run(encoded)
+
+    timings = time_interleaved({"back to back": call, gap_name: call}, args.rounds, args.calls,
+                               idle_after={gap_name: args.gap_ms / 1000})
+    print("engine.run (bertserve's call) back to back vs with the caller idle in between (the idle time itself costs no CPU):")
+    print_timings(timings)
     return 0
 
 
-def gap_test(engine: OpenVinoEngine, encoded: dict, args: argparse.Namespace) -> None:
-    """`engine.run` back to back vs with `--gap-ms` of sleep after each call, interleaved."""
-    gaps = {"back to back": 0.0, f"{args.gap_ms:g} ms idle after each call": args.gap_ms / 1000}
-    wall: dict[str, list[float]] = {name: [] for name in gaps}
-    cpu: dict[str, float] = dict.fromkeys(gaps, 0.0)
-    for _ in range(args.rounds):
-        for name, gap in gaps.items():
+def time_interleaved(ways: dict[str, Callable[[], object]], rounds: int, calls: int,
+                     idle_after: dict[str, float] | None = None) -> dict[str, tuple[float, float]]:
+    """Each way `calls` times per round, the ways in a new random order each round; with
+    `idle_after`, that way's caller sleeps so many seconds after each call (not in its wall time).
+    Returns, per way, the median wall time and the process CPU time per call, in microseconds."""
+    idle_after = idle_after or {}
+    wall: dict[str, list[float]] = {name: [] for name in ways}
+    cpu: dict[str, float] = dict.fromkeys(ways, 0.0)
+    for _ in range(rounds):
+        order = list(ways)
+        random.shuffle(order)
+        for name in order:
             cpu_started = time.process_time()
-            for _ in range(args.calls):
+            for _ in range(calls):
                 started = time.perf_counter()
-                engine.run(encoded)
+                ways[name]()
                 wall[name].append((time.perf_counter() - started) * 1e6)
-                if gap:
-                    time.sleep(gap)
+                if idle_after.get(name):
+                    time.sleep(idle_after[name])
             cpu[name] += time.process_time() - cpu_started
-    print("engine.run (bertserve's call) back to back vs with the caller idle in between:")
-    for name in gaps:
-        print(f"  {name:<34} median {statistics.median(wall[name]):9.1f} us  "
-              f"CPU {cpu[name] * 1e6 / len(wall[name]):9.1f} us per call (the idle gap itself costs none)")
+    return {name: (statistics.median(wall[name]), cpu[name] * 1e6 / len(wall[name])) for name in ways}
+
+
+def print_timings(timings: dict[str, tuple[float, float]]) -> None:
+    for name, (median_us, cpu_us) in timings.items():
+        print(f"  {name:<34} median {median_us:9.1f} us  CPU {cpu_us:9.1f} us per call")
 
 
 if __name__ == "__main__":
