@@ -9,4 +9,9 @@ EXTRAS=test,ray bash scripts/setup.sh
 bash scripts/setup_tf_client.sh || echo "scripts/setup_tf_client.sh failed: the official TF Serving client test will skip" >&2
 # .venv-clients/: tritonclient + the kserve SDK for the V2 protocol tests (same idea, same fallback).
 bash scripts/setup_v2_clients.sh || echo "scripts/setup_v2_clients.sh failed: the tritonclient/kserve tests will skip" >&2
-exec .venv/bin/python -m pytest "$@"
+# A full disk shows up as a hundred unrelated errors: say so before the run and again under its summary.
+.venv/bin/python scripts/disk_space.py
+status=0
+.venv/bin/python -m pytest "$@" || status=$?
+.venv/bin/python scripts/disk_space.py
+exit "$status"
