@@ -1,11 +1,14 @@
-"""Pure parts of the several-seed summary: parsing --seeds, mean ± std, the table."""
+"""The several-seed summary: parsing --seeds, mean ± std, the table, and when a finished seed folder
+is reused instead of trained again (train() itself is replaced by a stand-in)."""
 
 from __future__ import annotations
 
 import pytest
 
 from bertserve.errors import ConfigError
-from bertserve.training.seeds import format_summary, parse_seeds, summarize
+from bertserve.files import write_json_atomic
+from bertserve.training.config import TrainConfig
+from bertserve.training.seeds import format_summary, parse_seeds, seed_run_folder, summarize, train_seeds
 
 
 def test_a_count_starts_at_the_seed_and_a_list_is_taken_as_given():
@@ -51,3 +54,53 @@ def test_a_figure_that_is_none_in_a_run_is_left_out_of_the_summary():
     summary = summarize(runs)
     assert summary["runs"]["1"] == {"dev_accuracy": 0.5, "test_accuracy": 0.25, "test_leakage_free_accuracy": None}
     assert "test_leakage_free_accuracy" not in summary and summary["test_accuracy"]["mean"] == 0.25
+
+
+# ---- reusing a finished seed folder ----------------------------------------------------------------
+
+
+def finished_seed(sweep, seed: int, **settings) -> None:
+    """A seed folder as train() leaves it: config.json (that seed's config) and metrics.json."""
+    folder = seed_run_folder(sweep, seed)
+    folder.mkdir(parents=True)
+    config = TrainConfig(**{"data": "../data/reviews", "output": str(folder), "seed": seed, **settings})
+    write_json_atomic(folder / "config.json", config.to_dict())
+    write_json_atomic(folder / "metrics.json", metrics(0.9, 0.8, 0.7))
+
+
+def refuse_to_train(config):
+    raise AssertionError(f"seed {config.seed} was trained again instead of reused")
+
+
+def test_a_finished_seed_of_the_same_setting_is_reused_whatever_ran_it(tmp_path):
+    sweep = tmp_path / "sweep"
+    finished_seed(sweep, 42, fgm_epsilon=1.0, threads=1, device="cpu", eval_batch_size=8)
+    config = TrainConfig(data="../data/reviews/", output=str(sweep), fgm_epsilon=1.0)  # same folder, trailing slash
+    summary = train_seeds(config, [42], refuse_to_train)
+    assert summary["runs"]["42"]["dev_accuracy"] == 0.9
+    assert (sweep / "seeds_summary.json").is_file()
+
+
+def test_a_finished_seed_of_another_setting_is_refused_by_name(tmp_path):
+    sweep = tmp_path / "sweep"
+    finished_seed(sweep, 42, fgm_epsilon=1.0)
+    config = TrainConfig(data="../data/reviews", output=str(sweep), learning_rate=1e-4)
+    with pytest.raises(ConfigError) as refused:
+        train_seeds(config, [42], refuse_to_train)
+    message = str(refused.value)
+    assert "seed-42 holds a finished run of another setting" in message
+    assert "learning_rate 5e-05 there, 0.0001 here" in message and "fgm_epsilon 1.0 there, 0.0 here" in message
+    assert not (sweep / "seeds_summary.json").exists()
+
+
+def test_a_seed_folder_without_metrics_is_trained_and_one_with_an_unreadable_config_is_refused(tmp_path):
+    sweep = tmp_path / "sweep"
+    seed_run_folder(sweep, 7).mkdir(parents=True)  # an interrupted seed: no metrics.json
+    trained = []
+    summary = train_seeds(TrainConfig(output=str(sweep)), [7],
+                          lambda config: trained.append(config.output) or metrics(0.5, 0.5, 0.5))
+    assert trained == [str(seed_run_folder(sweep, 7))] and summary["seeds"] == [7]
+    finished_seed(sweep, 8)
+    (seed_run_folder(sweep, 8) / "config.json").write_text('{"epochs": 0}', encoding="utf-8")
+    with pytest.raises(ConfigError, match="cannot be compared: epochs must be >= 1"):
+        train_seeds(TrainConfig(output=str(sweep)), [8], refuse_to_train)

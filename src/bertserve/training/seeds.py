@@ -4,20 +4,24 @@ Each seed is a complete run folder RUN/seed-<seed>/; RUN/seeds_summary.json hold
 dev, test and leakage-free test accuracy and their mean and sample standard deviation, and the
 same is printed as a table. Every seed keeps its best-dev epoch: nothing here looks at test to
 choose anything. A seed whose run folder already holds metrics.json is not trained again, so an
-interrupted sweep continues where it stopped (an interrupted seed: `--resume --output RUN/seed-N`).
+interrupted sweep continues where it stopped (an interrupted seed: `--resume --output RUN/seed-N`),
+and a seed trained on its own can be moved into the sweep folder and counted. Such a seed is reused
+only if its config.json asks for the same training as this sweep (HOW_IT_RAN lists what may differ):
+a sweep rerun without, say, `--fgm-epsilon` must not average two settings under one name.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import statistics
 from pathlib import Path
 
 from bertserve.errors import ConfigError
 from bertserve.files import read_json, write_json_atomic
-from bertserve.layout import METRICS_FILE, SEED_RUN_PREFIX, SEEDS_SUMMARY_FILE
-from bertserve.training.config import TrainConfig
+from bertserve.layout import CONFIG_FILE, METRICS_FILE, SEED_RUN_PREFIX, SEEDS_SUMMARY_FILE
+from bertserve.training.config import TrainConfig, build_config
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +31,13 @@ FIGURES = (
     ("test_accuracy", ("test", "accuracy")),
     ("test_leakage_free_accuracy", ("test", "leakage_free", "accuracy")),
 )
+
+
+# config.json fields that say how or where a run was carried out, not what was trained: a finished
+# seed is reused whatever they hold. teacher_fingerprints is filled in by train() itself.
+HOW_IT_RAN = frozenset({"output", "seed", "device", "threads", "eval_batch_size", "checkpoint_every_steps",
+                        "teacher_fingerprints"})
+PATH_FIELDS = frozenset({"data", "pretrained", "teachers"})  # compared as normalised paths
 
 
 def parse_seeds(spec: str, first_seed: int) -> list[int]:
@@ -55,6 +66,7 @@ def train_seeds(config: TrainConfig, seeds: list[int], train) -> dict:
     for seed in seeds:
         folder = seed_run_folder(config.output, seed)
         if (folder / METRICS_FILE).is_file():
+            check_reusable(folder, config)
             log.info("seed %d: %s already finished, reusing its metrics", seed, folder)
             results[seed] = read_json(folder / METRICS_FILE)
             continue
@@ -68,6 +80,28 @@ def train_seeds(config: TrainConfig, seeds: list[int], train) -> dict:
     summary = summarize(results)
     write_json_atomic(Path(config.output) / SEEDS_SUMMARY_FILE, summary)
     return summary
+
+
+def check_reusable(folder: Path, config: TrainConfig) -> None:
+    """Refuse to count a finished seed folder trained with another setting than `config`'s."""
+    try:
+        trained = build_config(folder / CONFIG_FILE)
+    except ConfigError as error:
+        raise ConfigError(f"{folder} holds a finished run, but its {CONFIG_FILE} cannot be compared: {error}") from None
+    differing = [name for name in (field.name for field in dataclasses.fields(TrainConfig))
+                 if name not in HOW_IT_RAN and _comparable(name, getattr(trained, name)) != _comparable(name, getattr(config, name))]
+    if differing:
+        changes = ", ".join(f"{name} {getattr(trained, name)!r} there, {getattr(config, name)!r} here" for name in differing)
+        raise ConfigError(f"{folder} holds a finished run of another setting ({changes}); its metrics would be "
+                          "averaged with this sweep's: give another --output, or move that folder away")
+
+
+def _comparable(name: str, value):
+    if name not in PATH_FIELDS or value is None:
+        return value
+    if isinstance(value, tuple):
+        return tuple(os.path.normpath(item) for item in value)
+    return os.path.normpath(value)
 
 
 def _figure(metrics: dict, path: tuple[str, ...]) -> float | None:
