@@ -6,7 +6,8 @@
 #   bash scripts/demo_serve.sh MODEL_BASE_PATH [MODEL_NAME]      # MODEL_NAME defaults to "demo"
 #   KEEP_SERVING=1 bash scripts/demo_serve.sh models/demo        # leave the server running at the end
 #
-# The server listens on a free 127.0.0.1 port; its log goes to a file (the path is printed). If
+# The server listens on a free 127.0.0.1 port; its log goes to a file (the path is printed: SERVE_LOG,
+# default serve.log in a new temporary folder, kept for reading afterwards). If
 # anything fails, the trap stops the server, so none is left behind. PYTHON picks the interpreter
 # (default: the repository's .venv/bin/python); READY_SECONDS bounds the wait for /readyz.
 set -euo pipefail
@@ -32,7 +33,7 @@ sockets = [socket.socket() for _ in range(2)]
 for s in sockets: s.bind(("127.0.0.1", 0))
 print(*(s.getsockname()[1] for s in sockets))')
 URL="http://127.0.0.1:$PORT"
-LOG=$(mktemp -d)/serve.log
+LOG=${SERVE_LOG:-$(mktemp -d)/serve.log}
 SERVER_PID=
 stop_server() {  # SIGTERM drains; a server that hangs past 60 s is killed. Sets SERVER_STATUS.
   kill -TERM "$SERVER_PID" 2>/dev/null || true

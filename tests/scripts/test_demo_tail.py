@@ -55,9 +55,12 @@ def assert_nothing_listens(url: str) -> None:
 def test_serves_answers_the_demo_requests_and_shuts_down_cleanly(tiny_export, tmp_path):
     from bertserve.inference.model import ExportedModel
 
-    result = run_script(tmp_path, str(tiny_export.parent), "tiny")
+    serve_log = tmp_path / "logs" / "serve.log"  # SERVE_LOG: where CI keeps it (removed with its work folder)
+    serve_log.parent.mkdir()
+    result = run_script(tmp_path, str(tiny_export.parent), "tiny", SERVE_LOG=str(serve_log))
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stderr == ""  # third-party noise and server logs stay out of the demo's output
+    assert f"(server log: {serve_log})" in result.stdout and serve_log.stat().st_size > 0
     lines = result.stdout.splitlines()
     # The last lines: the 2019 request's answer, the raw-text answer, the clean shutdown.
     assert lines[-5] == (
