@@ -8,6 +8,7 @@ bodies, case-insensitive paths) is the same as `bertserve serve`'s. Skipped with
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 from collections import Counter
 
@@ -24,6 +25,9 @@ from bertserve.serving.model_config import ModelConfig  # noqa: E402
 from bertserve.serving.ray_serve import RayOptions, application  # noqa: E402
 
 
+GCS_PORT_WAIT = "RAY_gcs_server_port_wait_time_s"
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -33,7 +37,15 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def ray_url(tiny_export):
     port = free_port()
-    ray.init(address="local", include_dashboard=False, num_cpus=2, logging_level="WARNING", log_to_driver=False)
+    # Ray gives its GCS server 30 s to bind a port; on 2 busy cores (a training run beside the suite)
+    # that start took longer once and failed every test here. Allow 120 s (Ray's own RocksDB default).
+    previous = os.environ.get(GCS_PORT_WAIT)
+    os.environ[GCS_PORT_WAIT] = previous or "120"  # read once, while ray.init starts the GCS
+    try:
+        ray.init(address="local", include_dashboard=False, num_cpus=2, logging_level="WARNING", log_to_driver=False)
+    finally:
+        if previous is None:
+            del os.environ[GCS_PORT_WAIT]
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": port})
         configs = [ModelConfig("tiny", tiny_export.parent)]
