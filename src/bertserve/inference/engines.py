@@ -210,7 +210,7 @@ class OpenVinoEngine:
         self.output_names: tuple[str, ...] = tuple(port.get_any_name() for port in self.compiled.outputs)
         # Each input's element type as numpy's (int64 in our exports), for wrapping the buffers as-is.
         self._input_dtypes = tuple(_numpy_dtype(port) for port in self.compiled.inputs)
-        self._tensor = openvino.Tensor
+        self._tensor = openvino.Tensor  # for run(); openvino is imported here only, lazily
         self._requests = threading.local()
         self.settings: dict[str, Any] = {
             "engine": self.kind,
